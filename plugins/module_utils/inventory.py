@@ -1,0 +1,154 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) patchops.docker contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What runs on one Docker host: containers and local images, read cheaply.
+
+One container list and one image list answer nearly everything; a container
+is inspected only when the list cannot say which reference it was created from
+(its tag has moved on) or, when stopped, which ports it would publish.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import calendar
+import re
+import time
+
+from ansible_collections.patchops.docker.plugins.module_utils.errors import ContainerNotFound
+from ansible_collections.patchops.docker.plugins.module_utils.image_age import parse_reference
+from ansible_collections.patchops.docker.plugins.module_utils.image_ref import InvalidReference, parse
+
+
+def iso_to_epoch(value):
+    """Seconds since the epoch for Docker's RFC 3339 timestamps (nanoseconds allowed)."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    match = re.match(r'(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$', value or '')
+    if not match:
+        return 0.0
+    seconds = calendar.timegm(time.strptime(match.group(1), '%Y-%m-%dT%H:%M:%S'))
+    fraction = float('0' + match.group(2)) if match.group(2) else 0.0
+    zone = match.group(3) or 'Z'
+    if zone != 'Z':
+        sign = 1 if zone[0] == '+' else -1
+        seconds -= sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
+    return seconds + fraction
+
+
+def container_record(summary, inspect=None):
+    """Turn a container list entry (and optionally its inspect data) into a record."""
+    names = summary.get('Names') or []
+    name = names[0].lstrip('/') if names else summary['Id'][:12]
+    reference = summary.get('Image')
+    port_bindings = None
+    if inspect is not None:
+        reference = (inspect.get('Config') or {}).get('Image') or reference
+        port_bindings = (inspect.get('HostConfig') or {}).get('PortBindings') or {}
+    return dict(
+        id=summary['Id'],
+        name=name,
+        state=summary.get('State') or 'unknown',
+        reference=reference,
+        image_id=summary.get('ImageID'),
+        labels=summary.get('Labels') or {},
+        ports=summary.get('Ports') or [],
+        port_bindings=port_bindings,
+        network_mode=(summary.get('HostConfig') or {}).get('NetworkMode') or 'default',
+    )
+
+
+def select_containers(summaries, wanted, docker_host):
+    """Pick the named containers out of a list, by name, full ID or unique ID prefix.
+
+    Raises ContainerNotFound for the first name that matches nothing (or more
+    than one container), before anything else happens.
+    """
+    by_name = {}
+    for summary in summaries:
+        for name in summary.get('Names') or []:
+            by_name[name.lstrip('/')] = summary
+    selected = []
+    seen = set()
+    for wanted_name in wanted:
+        key = (wanted_name or '').lstrip('/')
+        match = by_name.get(key)
+        if match is None and key:
+            prefixed = [s for s in summaries if s['Id'].startswith(key)]
+            if len(prefixed) == 1:
+                match = prefixed[0]
+            elif len(prefixed) > 1:
+                raise ContainerNotFound("Container ID prefix '%s' matches %d containers on %s; give more of the ID."
+                                        % (key, len(prefixed), docker_host))
+        if match is None:
+            raise ContainerNotFound("Container '%s' not found on %s." % (wanted_name, docker_host))
+        if match['Id'] not in seen:
+            seen.add(match['Id'])
+            selected.append(match)
+    return selected
+
+
+class HostInventory(object):
+    """Containers and images of one Docker host, each read once per run."""
+
+    def __init__(self, api, docker_host):
+        self.api = api
+        self.docker_host = docker_host
+        self._images = None
+
+    def containers(self, names=None, include_stopped=False):
+        """Records of the containers to look at.
+
+        ``names`` selects containers whatever their state; without it, all
+        running containers (and stopped ones with ``include_stopped``).
+        """
+        summaries = self.api.containers(all=bool(names) or include_stopped)
+        if names:
+            summaries = select_containers(summaries, names, self.docker_host)
+        records = []
+        for summary in summaries:
+            needs_inspect = parse_reference(summary.get('Image'), summary.get('ImageID')) is None \
+                or summary.get('State') != 'running'
+            inspect = self.api.inspect_container(summary['Id']) if needs_inspect else None
+            records.append(container_record(summary, inspect))
+        return records
+
+    def images(self):
+        """Local images by ID: ``{id: {'id', 'created', 'repo_tags', 'repo_digests', 'labels'}}``."""
+        if self._images is None:
+            self._images = {}
+            for image in self.api.images():
+                self._images[image['Id']] = dict(
+                    id=image['Id'],
+                    created=image.get('Created') or 0,
+                    repo_tags=[t for t in (image.get('RepoTags') or []) if t != '<none>:<none>'],
+                    repo_digests=[d for d in (image.get('RepoDigests') or []) if d != '<none>@<none>'],
+                    labels=image.get('Labels') or {},
+                )
+        return self._images
+
+    def image(self, image_id):
+        """One image's record, inspecting it when the list did not have it."""
+        images = self.images()
+        if image_id not in images and image_id:
+            data = self.api.inspect_image(image_id)
+            images[image_id] = dict(
+                id=data['Id'],
+                created=iso_to_epoch(data.get('Created')),
+                repo_tags=data.get('RepoTags') or [],
+                repo_digests=data.get('RepoDigests') or [],
+                labels=(data.get('Config') or {}).get('Labels') or {},
+            )
+        return images.get(image_id)
+
+    def local_tags(self):
+        """Fully qualified tag -> image ID, for every tagged local image."""
+        tags = {}
+        for image in self.images().values():
+            for tag in image['repo_tags']:
+                try:
+                    tags[str(parse(tag))] = image['id']
+                except InvalidReference:
+                    continue
+        return tags

@@ -1,0 +1,374 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) patchops.docker contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: image_age_info
+short_description: Report how old the image behind each container is and whether a newer one is waiting
+version_added: 0.1.0
+description:
+  - Lists the containers of one Docker host with the age of the image each one runs, and whether the
+    registry holds a newer image for the tag the container was created from.
+  - Each distinct image reference is looked up in its registry once, through the Docker daemon, with up to
+    O(concurrency) look-ups at a time. A registry that fails marks only its own containers as unknown
+    (RV(containers[].update_available=null)); the module still succeeds.
+  - Read-only; it never changes anything and never reports C(changed).
+author:
+  - patchops.docker contributors
+extends_documentation_fragment:
+  - patchops.docker.docker
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads, so it runs unchanged in check mode.
+  diff_mode:
+    support: none
+    description: The module changes nothing, so there is nothing to diff.
+options:
+  containers:
+    description:
+      - Names or IDs (full or a unique prefix) of the containers to report on.
+      - Named containers are reported whatever their state. A name that matches no container fails the module
+        before anything else is done.
+      - When empty, every running container is reported (stopped ones too with O(include_stopped=true)).
+    type: list
+    elements: str
+    default: []
+  include_stopped:
+    description:
+      - Also report containers that are not running, when O(containers) is empty.
+    type: bool
+    default: false
+  check_registry:
+    description:
+      - Ask the registry whether it holds a newer image for each container's tag.
+      - When V(false), only local facts are used; RV(containers[].update_available) is then V(true) when the
+        local tag already names a newer image, and V(null) otherwise.
+    type: bool
+    default: true
+  max_age_days:
+    description:
+      - A container whose image is older than this many days is RV(containers[].stale).
+    type: int
+    default: 30
+  max_age_days_exposed:
+    description:
+      - The stricter age limit for containers reachable from outside the host (RV(containers[].exposed)):
+        ports published on a non-loopback address, or host networking.
+    type: int
+    default: 7
+  include_unused_images:
+    description:
+      - Also report local images that no reported container uses, under RV(images) with RV(images[].in_use=false),
+        the way the C(CREATED) column of C(docker images) shows them. Their registry is not asked.
+    type: bool
+    default: false
+  concurrency:
+    description:
+      - How many registry look-ups run at the same time.
+    type: int
+    default: 8
+  query:
+    description:
+      - A JMESPath expression evaluated over the RV(containers) list; its value is returned as RV(selected).
+      - Requires the C(jmespath) Python library on the managed node.
+    type: str
+notes:
+  - A container is compared with the registry by digest. An image that was built on the host and never pushed
+    or pulled has no registry digest, is reported as V(image built locally) and is never looked up.
+  - Containers pinned to a digest (C(image@sha256:...)) are never due for an update.
+seealso:
+  - module: patchops.docker.container_update
+    description: Pull the newer images and recreate the containers on them.
+'''
+
+EXAMPLES = r'''
+- name: Report the age of every running container's image
+  patchops.docker.image_age_info:
+  register: ages
+
+- name: Show the containers that have a newer image waiting
+  ansible.builtin.debug:
+    msg: "{{ ages.containers | selectattr('update_available') | map(attribute='name') | list }}"
+
+- name: Check a few containers on a remote engine over TLS, without asking registries
+  patchops.docker.image_age_info:
+    docker_host: tcp://docker01.example.com:2376
+    validate_certs: true
+    containers: [web, worker]
+    check_registry: false
+
+- name: Select stale containers with a JMESPath query
+  patchops.docker.image_age_info:
+    max_age_days: 90
+    query: "[?stale].{name: name, age: image_age_days, image: image}"
+  register: stale
+
+- name: Use the same connection for every module of the collection
+  module_defaults:
+    group/patchops.docker.docker:
+      docker_host: unix:///run/user/1000/docker.sock
+  block:
+    - name: Report images nobody uses any more too
+      patchops.docker.image_age_info:
+        include_unused_images: true
+'''
+
+RETURN = r'''
+containers:
+  description: One entry per container, sorted by name.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The container's name.
+      type: str
+      sample: web
+    id:
+      description: The container's full ID.
+      type: str
+    state:
+      description: The container's state, as Docker reports it.
+      type: str
+      sample: running
+    image:
+      description: The image reference the container was created from, as written when it was created.
+      type: str
+      sample: registry.example.com/shop/web:1.25
+    image_id:
+      description: The ID of the image the container runs.
+      type: str
+    image_created:
+      description: When the running image was created, ISO 8601 in UTC.
+      type: str
+      sample: '2026-05-12T10:00:00Z'
+    image_age_days:
+      description: Age of the running image in days.
+      type: float
+      sample: 199.5
+    remote_digest:
+      description: The digest the registry serves for the tag now; V(null) when not looked up or on error.
+      type: str
+      sample: sha256:3f1c...
+    update_available:
+      description:
+        - V(true) when a newer image exists for the tag (in the registry, or already as the local tag),
+          V(false) when not, V(null) when unknown (registry error, or not checked).
+      type: bool
+    reason:
+      description: One short sentence saying why RV(containers[].update_available) has its value.
+      type: str
+      sample: registry has a newer image for tag 1.25
+    error:
+      description: The registry error, when the look-up failed; otherwise V(null).
+      type: str
+    exposed:
+      description: Whether the container publishes ports on a non-loopback address or uses host networking.
+      type: bool
+    max_age_days:
+      description: The age limit that applies to this container (O(max_age_days) or O(max_age_days_exposed)).
+      type: int
+    stale:
+      description: Whether the image is older than the limit that applies to the container.
+      type: bool
+    labels:
+      description: The container's labels.
+      type: dict
+    compose_project:
+      description: The Compose project the container belongs to, if any.
+      type: str
+    compose_service:
+      description: The Compose service of the container, if any.
+      type: str
+    build_context:
+      description: The build context recorded by M(patchops.docker.image_rebuild) on the image, if any.
+      type: str
+    excluded:
+      description: Whether the container carries the label C(patchops.docker.enable=false).
+      type: bool
+images:
+  description:
+    - One entry per distinct image reference in use (each looked up at most once), sorted by reference.
+    - With O(include_unused_images=true), also one entry per tag of each local image no reported container uses.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    reference:
+      description: The fully qualified reference, or the image ID for containers created from an ID.
+      type: str
+      sample: docker.io/library/nginx:1.25
+    repository:
+      description: The repository as Docker shows it.
+      type: str
+      sample: nginx
+    tag:
+      description: The tag.
+      type: str
+    digest:
+      description: The digest the reference is pinned to, if any.
+      type: str
+    local_image_id:
+      description: The image the reference names on the host now.
+      type: str
+    remote_digest:
+      description: The digest the registry serves for the tag.
+      type: str
+    update_available:
+      description: Whether any container on this reference can be updated.
+      type: bool
+    reason:
+      description: Why.
+      type: str
+    in_use:
+      description: Whether a reported container uses the image.
+      type: bool
+    containers:
+      description: Names of the containers created from this reference.
+      type: list
+      elements: str
+    image_created:
+      description: Creation time of an unused image, ISO 8601 UTC.
+      type: str
+      returned: for unused images
+    image_age_days:
+      description: Age of an unused image in days.
+      type: float
+      returned: for unused images
+    stale:
+      description: Whether an unused image is older than O(max_age_days).
+      type: bool
+      returned: for unused images
+summary:
+  description: Counts over RV(containers).
+  returned: always
+  type: dict
+  contains:
+    containers:
+      description: Number of containers reported.
+      type: int
+    updates_available:
+      description: Containers with RV(containers[].update_available=true).
+      type: int
+    stale:
+      description: Containers whose image is older than their limit.
+      type: int
+    unknown:
+      description: Containers with RV(containers[].update_available=null).
+      type: int
+    errors:
+      description: Containers whose registry look-up failed.
+      type: int
+    oldest_image_age_days:
+      description: Age in days of the oldest image in use; V(null) when no container is reported.
+      type: float
+  sample:
+    containers: 12
+    updates_available: 3
+    stale: 2
+    unknown: 1
+    errors: 1
+    oldest_image_age_days: 212.4
+selected:
+  description: The value of O(query) evaluated over RV(containers).
+  returned: when O(query) is set
+  type: raw
+'''
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.patchops.docker.plugins.module_utils.client import (
+    DockerClient,
+    DockerException,
+    RequestException,
+    docker_argument_spec,
+    short_reason,
+)
+from ansible_collections.patchops.docker.plugins.module_utils.errors import PatchopsError
+from ansible_collections.patchops.docker.plugins.module_utils.image_age import (
+    assess_container,
+    plan_lookups,
+    summarize,
+    summarize_images,
+)
+from ansible_collections.patchops.docker.plugins.module_utils.inventory import HostInventory
+from ansible_collections.patchops.docker.plugins.module_utils.query import compile_query
+from ansible_collections.patchops.docker.plugins.module_utils.registry import lookup_remote_digests
+
+
+def argument_spec():
+    return docker_argument_spec(dict(
+        containers=dict(type='list', elements='str', default=[]),
+        include_stopped=dict(type='bool', default=False),
+        check_registry=dict(type='bool', default=True),
+        max_age_days=dict(type='int', default=30),
+        max_age_days_exposed=dict(type='int', default=7),
+        include_unused_images=dict(type='bool', default=False),
+        concurrency=dict(type='int', default=8),
+        query=dict(type='str'),
+    ))
+
+
+def validate(params):
+    """Refuse values that cannot work, before connecting to anything."""
+    for option in ('max_age_days', 'max_age_days_exposed'):
+        if params[option] < 0:
+            raise PatchopsError('%s must be 0 or more, not %d.' % (option, params[option]))
+    if params['concurrency'] < 1:
+        raise PatchopsError('concurrency must be 1 or more, not %d.' % params['concurrency'])
+
+
+def run(client, params, query):
+    inventory = HostInventory(client.api, client.docker_host)
+    records = inventory.containers(params['containers'], params['include_stopped'])
+    images = inventory.images()
+    for record in records:
+        inventory.image(record['image_id'])
+    local_tags = inventory.local_tags()
+    remote = {}
+    if params['check_registry']:
+        remote = lookup_remote_digests(client.api, plan_lookups(records, images), params['concurrency'])
+    now = time.time()
+    containers = sorted(
+        (assess_container(record, images.get(record['image_id']), local_tags, remote, now,
+                          params['max_age_days'], params['max_age_days_exposed'], params['check_registry'])
+         for record in records),
+        key=lambda entry: entry['name'])
+    result = dict(
+        containers=containers,
+        images=summarize_images(containers, images, local_tags, now, params['max_age_days'],
+                                params['include_unused_images']),
+        summary=summarize(containers),
+    )
+    if query is not None:
+        result['selected'] = query(containers)
+    return result
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    try:
+        validate(module.params)
+        query = compile_query(module, module.params['query'])
+    except PatchopsError as exc:
+        module.fail_json(msg=str(exc))
+    client = DockerClient(module)
+    try:
+        result = run(client, module.params, query)
+    except PatchopsError as exc:
+        module.fail_json(msg=str(exc))
+    except (DockerException, RequestException) as exc:
+        module.fail_json(msg='Docker API error on %s: %s.' % (client.docker_host, short_reason(exc)))
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,117 @@
+# Build and test patchops.docker. Every target sets up what it needs itself,
+# on a fresh Debian 12 machine with pyenv's Pythons: `make test` runs it all.
+#
+#   make venv         Debian packages + the five virtual environments below
+#   make lint         ansible-lint (production profile) + antsibull-changelog lint
+#   make sanity       ansible-test sanity: core 2.17 on Python 3.11 (+ compile/import
+#                     on 3.9, the oldest target Python), core 2.21 on Python 3.13
+#   make units        pytest tests/unit under core 2.17 and core 2.21
+#   make build        build the tarball, check its members, install it, ansible-doc from it
+#   make integration  sandbox up, pytest tests/integration per controller, sandbox down
+#   make test         venv lint sanity units build integration, fail fast, with a summary
+#   make demo | bench | clean | distclean
+#
+# Virtual environments (.venv/NAME), rebuilt only when their requirements change:
+#   core217  Python 3.11, ansible-core 2.17 + tests/requirements.txt  (oldest controller)
+#   core221  Python 3.13, ansible-core 2.21 + tests/requirements.txt  (newest controller)
+#   tools    Python 3.13, tests/requirements-tools.txt (ansible-lint, antsibull-changelog)
+#   target39 Python 3.9 with docker>=7.0 only: the module side on the oldest target Python
+#   nosdk    Python 3.9 without the Docker SDK
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+VENV := .venv
+PYENV_ROOT := $(or $(PYENV_ROOT),$(shell pyenv root 2>/dev/null),$(HOME)/.pyenv)
+# newest installed patch release of a pyenv Python minor version
+pyenv_python = $(or $(shell ls -d $(PYENV_ROOT)/versions/$(1).*/bin/python 2>/dev/null | sort -V | tail -n1),$(error Python $(1) not found under $(PYENV_ROOT)/versions))
+PY39 = $(call pyenv_python,3.9)
+PY311 = $(call pyenv_python,3.11)
+PY313 = $(call pyenv_python,3.13)
+
+CORE217 := ansible-core>=2.17,<2.18
+CORE221 := ansible-core>=2.21,<2.22
+REQS := tests/requirements.txt
+TOOLS_REQS := tests/requirements-tools.txt
+# Debian packages the tooling runs: shellcheck for ansible-test's shellcheck test.
+# (The sandbox script installs what the sandbox needs.)
+APT_PACKAGES := shellcheck
+SANDBOX := python3 tests/sandbox/sandbox.py
+
+.PHONY: help venv apt-packages venv-core217 venv-core221 venv-tools venv-target39 venv-nosdk \
+	lint sanity units build integration test demo bench clean distclean
+
+help:
+	@sed -n '1,/^$$/s/^# \{0,1\}//p' Makefile
+
+# --- set-up ---------------------------------------------------------------
+
+venv: apt-packages venv-core217 venv-core221 venv-tools venv-target39 venv-nosdk
+
+apt-packages:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -qx 'install ok installed' || echo "$$p"; done); \
+	if [[ -n $$missing ]]; then \
+		echo "apt: installing" $$missing; \
+		apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+venv-core217:
+	@tests/tooling/mkvenv $(VENV)/core217 $(PY311) '$(CORE217)' -r $(REQS)
+
+venv-core221:
+	@tests/tooling/mkvenv $(VENV)/core221 $(PY313) '$(CORE221)' -r $(REQS)
+
+venv-tools:
+	@tests/tooling/mkvenv $(VENV)/tools $(PY313) -r $(TOOLS_REQS)
+
+venv-target39:
+	@tests/tooling/mkvenv $(VENV)/target39 $(PY39) 'docker>=7.0'
+
+venv-nosdk:
+	@tests/tooling/mkvenv $(VENV)/nosdk $(PY39)
+
+# --- checks -----------------------------------------------------------------
+
+lint: venv-tools
+	PATH=$(CURDIR)/$(VENV)/tools/bin:$$PATH ansible-lint
+	$(VENV)/tools/bin/antsibull-changelog lint
+	$(VENV)/tools/bin/antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
+
+sanity: apt-packages venv-core217 venv-core221
+	tests/tooling/sanity $(VENV)/core217 3.11
+	tests/tooling/sanity $(VENV)/core217 3.9 --test compile --test import
+	tests/tooling/sanity $(VENV)/core221 3.13
+
+units: venv-core217 venv-core221
+	$(VENV)/core217/bin/python -m pytest tests/unit -q
+	$(VENV)/core221/bin/python -m pytest tests/unit -q
+
+build: venv-core217 venv-core221
+	tests/tooling/build_smoke $(VENV)/core217 $(VENV)/core221
+
+integration: venv-core217 venv-core221 venv-target39 venv-nosdk
+	tests/tooling/integration
+
+test:
+	@tests/tooling/stages venv lint sanity units build integration
+
+# --- showing and measuring ------------------------------------------------
+
+demo: venv
+	bash demo/run.sh
+
+bench: venv
+	bash benchmarks/run.sh
+
+# --- cleaning ---------------------------------------------------------------
+
+clean:
+	rm -rf .build tests/output .ansible
+
+distclean: clean
+	if [[ -f tests/sandbox/sandbox.py ]]; then $(SANDBOX) down --purge; fi
+	rm -rf $(VENV)

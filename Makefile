@@ -81,10 +81,15 @@ lint: venv-tools
 	$(VENV)/tools/bin/antsibull-changelog lint
 	$(VENV)/tools/bin/antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
 
+# all three runs, then the first failure's exit code
 sanity: apt-packages venv-core217 venv-core221
-	tests/tooling/sanity $(VENV)/core217 3.11
-	tests/tooling/sanity $(VENV)/core217 3.9 --test compile --test import
-	tests/tooling/sanity $(VENV)/core221 3.13
+	@rc=0; \
+	for run in 'core217 3.11' 'core217 3.9 --test compile --test import' 'core221 3.13'; do \
+		set -- $$run; venv=$$1; shift; \
+		echo "+ tests/tooling/sanity $(VENV)/$$venv $$*"; \
+		tests/tooling/sanity $(VENV)/$$venv "$$@" || { s=$$?; echo "sanity: FAILED: $$run" >&2; [[ $$rc != 0 ]] || rc=$$s; }; \
+	done; \
+	exit $$rc
 
 units: venv-core217 venv-core221
 	$(VENV)/core217/bin/python -m pytest tests/unit -q

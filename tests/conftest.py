@@ -26,8 +26,13 @@ def _link_collection():
         COLLECTION_LINK.unlink()
     elif COLLECTION_LINK.exists():
         raise RuntimeError(f"{COLLECTION_LINK} is a directory; remove it so the tests can link the collection there")
-    # relative, so that the link stays right when the checkout moves
-    COLLECTION_LINK.symlink_to(os.path.relpath(REPO_ROOT, COLLECTION_LINK.parent), target_is_directory=True)
+    try:
+        # relative, so that the link stays right when the checkout moves
+        COLLECTION_LINK.symlink_to(os.path.relpath(REPO_ROOT, COLLECTION_LINK.parent), target_is_directory=True)
+    except FileExistsError:
+        # another test run made it at the same moment; fine if it points here
+        if COLLECTION_LINK.resolve() != REPO_ROOT:
+            raise
 
 
 _link_collection()

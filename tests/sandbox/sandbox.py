@@ -1,0 +1,1407 @@
+"""The patchops.docker test sandbox: a private Docker engine and a registry on loopback.
+
+Both a CLI (``python3 tests/sandbox/sandbox.py up``) and a module the tests import
+(``sys.path.insert(0, 'tests/sandbox'); import sandbox``). Standard library only,
+Python 3.9+, needs root (it starts dockerd).
+
+What runs (all started by ``up``, all stopped by ``down``, by their pid files):
+
+* ``containerd`` with its own config, socket and state (never the system one),
+* ``dockerd`` on a private unix socket, its own bridge ``br-patchops0`` and
+  address pool, its own data-root, exec-root and cgroup parent, ``--iptables=false``
+  (it changes no firewall rule and no sysctl of the machine),
+* ``docker-registry`` (distribution 2.8) on ``127.0.0.1:5115``.
+
+Nothing ever talks to the machine's default ``/var/run/docker.sock``.
+
+State lives in ``<repo>/.sandbox`` (or ``$PATCHOPS_SANDBOX_DIR``); sockets and the
+exec-root live in ``/run/patchops-sb-<8 hex>/`` because unix socket paths are
+limited to 108 bytes. ``down --purge`` removes both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import fcntl
+import hashlib
+import http.client
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+REGISTRY_ADDR = '127.0.0.1:5115'
+REGISTRY = REGISTRY_ADDR
+BASE_LOCAL = 'sandbox/busybox:base'
+BASE_IMAGE = REGISTRY + '/' + BASE_LOCAL
+BRIDGE = 'br-patchops0'
+BRIDGE_CIDR = '172.31.250.1/24'
+# user-defined networks of the sandbox engine come from here (does not overlap the bridge)
+ADDRESS_POOL_BASE = '172.31.224.0/20'
+ADDRESS_POOL = 'base=%s,size=24' % ADDRESS_POOL_BASE
+BUILD_LABEL = 'sandbox.build'
+
+START_TIMEOUT = 60
+STOP_TIMEOUT = 20
+PACKAGES = ('docker.io', 'docker-registry', 'busybox-static')
+SYS_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+MANIFEST_ACCEPT = ', '.join([
+    'application/vnd.docker.distribution.manifest.v2+json',
+    'application/vnd.docker.distribution.manifest.list.v2+json',
+    'application/vnd.oci.image.manifest.v1+json',
+    'application/vnd.oci.image.index.v1+json',
+])
+
+__all__ = ['up', 'down', 'info', 'docker', 'publish', 'aged', 'registry_stop', 'registry_start',
+           'reset', 'registry_requests', 'registry_digest', 'SandboxError',
+           'REGISTRY', 'BASE_IMAGE']
+
+
+class SandboxError(RuntimeError):
+    """A sandbox step failed; for a failed command, ``stderr``/``stdout``/``returncode`` are set."""
+
+    def __init__(self, message, cmd=None, returncode=None, stdout='', stderr=''):
+        super().__init__(message)
+        self.cmd = cmd
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+# --------------------------------------------------------------------------- paths
+
+class _Paths:
+    def __init__(self):
+        state = os.environ.get('PATCHOPS_SANDBOX_DIR') or os.path.join(REPO, '.sandbox')
+        self.state = os.path.abspath(state)
+        self.tag = hashlib.sha1(self.state.encode()).hexdigest()[:8]
+        run_parent = '/run' if os.path.isdir('/run') and os.access('/run', os.W_OK) else '/tmp'
+        self.run = os.path.join(run_parent, 'patchops-sb-' + self.tag)
+        self.lock = self.run + '.lock'
+        self.sock = os.path.join(self.run, 'docker.sock')
+        self.exec_root = os.path.join(self.run, 'exec')
+        self.ctd_state = os.path.join(self.run, 'containerd')
+        self.ctd_sock = os.path.join(self.run, 'containerd.sock')
+        self.data_root = os.path.join(self.state, 'data')
+        self.ctd_root = os.path.join(self.state, 'containerd')
+        self.ctd_config = os.path.join(self.state, 'containerd.toml')
+        self.daemon_json = os.path.join(self.state, 'daemon.json')
+        self.key = os.path.join(self.state, 'key.json')
+        self.reg_root = os.path.join(self.state, 'registry')
+        self.reg_config = os.path.join(self.state, 'registry.yml')
+        self.client_config = os.path.join(self.state, 'docker-config')
+        self.logs = os.path.join(self.state, 'logs')
+        self.pids = os.path.join(self.state, 'pids')
+        self.tmp = os.path.join(self.state, 'tmp')
+        self.bridge_marker = os.path.join(self.state, 'bridge-created')
+        self.driver_file = os.path.join(self.state, 'storage-driver')
+        self.cgroup_parent = 'patchops-sb-' + self.tag
+
+    def log(self, name):
+        return os.path.join(self.logs, name + '.log')
+
+    def pidfile(self, name):
+        return os.path.join(self.pids, name + '.pid')
+
+
+def _paths():
+    return _Paths()
+
+
+# --------------------------------------------------------------------------- small helpers
+
+def _say(msg):
+    sys.stderr.write('sandbox: %s\n' % msg)
+    sys.stderr.flush()
+
+
+def _which(name):
+    path = os.environ.get('PATH', '') + ':' + SYS_PATH
+    return shutil.which(name, path=path)
+
+
+def _docker_bin():
+    found = shutil.which('docker') or _which('docker')
+    if not found:
+        raise SandboxError('no docker CLI on PATH (run "up" to install docker.io)')
+    return found
+
+
+def _read(path, default=None):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return default
+
+
+def _write(path, text, mode=0o644):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = '%s.%d.tmp' % (path, os.getpid())
+    with open(tmp, 'w') as f:
+        f.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def _tail(path, lines=40):
+    text = _read(path, '') or ''
+    return '\n'.join(text.splitlines()[-lines:])
+
+
+def _cmdline(pid):
+    try:
+        with open('/proc/%d/cmdline' % pid, 'rb') as f:
+            return [a.decode('utf-8', 'replace') for a in f.read().split(b'\0') if a]
+    except OSError:
+        return None
+
+
+def _running(pid):
+    """True when pid exists and is not a zombie."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            stat = f.read()
+    except (OSError, TypeError):
+        return False
+    return not stat[stat.rfind(')') + 2:].startswith(('Z', 'X'))
+
+
+def _alive(pid, needle):
+    """True when pid runs (not a zombie) and its command line contains needle."""
+    if not pid or not _running(pid):
+        return False
+    for _attempt in range(20):
+        argv = _cmdline(pid)
+        if argv:
+            return needle in ' '.join(argv)
+        # empty while the process is in execve(): look again
+        time.sleep(0.01)
+        if not _running(pid):
+            return False
+    return False
+
+
+def _pids_matching(needle, exe=None):
+    found = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        argv = _cmdline(pid)
+        if not argv or pid == os.getpid():
+            continue
+        if exe and os.path.basename(argv[0]) != exe:
+            continue
+        if needle in ' '.join(argv) and _alive(pid, needle):
+            found.append(pid)
+    return found
+
+
+def _pid_of(p, name, needle, exe):
+    """The live pid of one of our daemons: its pid file first, else a scan for our unique paths."""
+    text = _read(p.pidfile(name), '') or ''
+    pid = int(text.strip()) if text.strip().isdigit() else 0
+    if _alive(pid, needle):
+        return pid
+    found = _pids_matching(needle, exe)
+    return found[0] if found else 0
+
+
+def _stop_pid(pid, needle, timeout=STOP_TIMEOUT, name='process'):
+    if not _alive(pid, needle):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid, needle):
+            return
+        time.sleep(0.05)
+    _say('%s (pid %d) did not stop in %ds, sending SIGKILL' % (name, pid, timeout))
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _alive(pid, needle):
+        time.sleep(0.05)
+
+
+def _spawn(argv, log, env=None):
+    """Start argv detached (own session, parent is init) with output appended to log; return its pid."""
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    proc = subprocess.run(
+        ['/bin/sh', '-c', '"$@" </dev/null >>"$0" 2>&1 & echo $!', log] + list(argv),
+        stdout=subprocess.PIPE, env=env, start_new_session=True, check=True)
+    return int(proc.stdout.decode().strip())
+
+
+def _daemon_env():
+    env = {k: v for k, v in os.environ.items()
+           if k.lower() not in ('http_proxy', 'https_proxy', 'all_proxy', 'no_proxy')
+           and not k.startswith('DOCKER_')}
+    env['PATH'] = env.get('PATH', '') + ':' + SYS_PATH
+    env['NO_PROXY'] = env['no_proxy'] = '127.0.0.1,localhost'
+    return env
+
+
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def _locked(p):
+    """One sandbox operation at a time per state dir (reentrant within a thread)."""
+    depth = getattr(_local, 'depth', 0)
+    if depth:
+        _local.depth = depth + 1
+        try:
+            yield
+        finally:
+            _local.depth -= 1
+        return
+    fd = os.open(p.lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _local.depth = 1
+        try:
+            yield
+        finally:
+            _local.depth = 0
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- HTTP (loopback only)
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=5):
+        super().__init__('localhost', timeout=timeout)
+        self._unix_path = path
+
+    def connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self._unix_path)
+        self.sock = sock
+
+
+def _engine_get(p, path, timeout=5):
+    """GET on the sandbox engine's API socket: (status, body) or (None, '') when unreachable."""
+    conn = _UnixHTTPConnection(p.sock, timeout=timeout)
+    try:
+        conn.request('GET', path)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode('utf-8', 'replace')
+    except (OSError, http.client.HTTPException):
+        return None, ''
+    finally:
+        conn.close()
+
+
+# no proxies: every request of the sandbox goes to 127.0.0.1
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _registry_request(method, path, headers=None, timeout=5):
+    req = urllib.request.Request('http://%s%s' % (REGISTRY_ADDR, path), method=method, headers=headers or {})
+    try:
+        with _opener.open(req, timeout=timeout) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers or {}), b''
+    except (OSError, http.client.HTTPException):
+        return None, {}, b''
+
+
+def _port_open(addr, timeout=0.5):
+    host, port = addr.rsplit(':', 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------- state queries
+
+def _engine_pid(p):
+    return _pid_of(p, 'dockerd', p.sock, 'dockerd')
+
+
+def _containerd_pid(p):
+    return _pid_of(p, 'containerd', p.ctd_config, 'containerd')
+
+
+def _registry_pid(p):
+    return _pid_of(p, 'registry', p.reg_config, 'docker-registry')
+
+
+def _engine_up(p, timeout=2):
+    return bool(_engine_pid(p)) and _engine_get(p, '/_ping', timeout)[0] == 200
+
+
+def _registry_up(p, timeout=2):
+    return bool(_registry_pid(p)) and _registry_request('GET', '/v2/', timeout=timeout)[0] == 200
+
+
+def info() -> dict:
+    """Where the sandbox is and whether its engine and registry run."""
+    p = _paths()
+    return {
+        'docker_host': 'unix://' + p.sock,
+        'registry': REGISTRY,
+        'base_image': BASE_IMAGE,
+        'state_dir': p.state,
+        'run_dir': p.run,
+        'bridge': BRIDGE,
+        'storage_driver': (_read(p.driver_file, '') or '').strip() or None,
+        'running': {'engine': _engine_up(p), 'registry': _registry_up(p)},
+    }
+
+
+# --------------------------------------------------------------------------- docker CLI
+
+def _client_env(p, extra=None):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('DOCKER_CONTEXT', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH', 'DOCKER_TLS',
+                        'DOCKER_API_VERSION')}
+    env['DOCKER_HOST'] = 'unix://' + p.sock
+    env['DOCKER_BUILDKIT'] = '0'
+    env['DOCKER_CONFIG'] = p.client_config
+    env['DOCKER_CLI_HINTS'] = 'false'
+    if extra:
+        env.update(extra)
+    return env
+
+
+def _run_docker(args, check=True, input=None, env=None, timeout=None, binary=False):
+    p = _paths()
+    if not os.path.isdir(p.client_config):
+        os.makedirs(p.client_config, exist_ok=True)
+    cmd = [_docker_bin(), '-H', 'unix://' + p.sock] + [str(a) for a in args]
+    if isinstance(input, str):
+        input = input.encode()
+    proc = subprocess.run(cmd, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=_client_env(p, env), timeout=timeout, check=False)
+    out = proc.stdout if binary else proc.stdout.decode('utf-8', 'replace')
+    err = proc.stderr.decode('utf-8', 'replace')
+    if check and proc.returncode != 0:
+        shown = ' '.join(cmd[3:])
+        raise SandboxError('docker %s failed (exit %d): %s' % (shown, proc.returncode, err.strip()),
+                           cmd=cmd, returncode=proc.returncode,
+                           stdout=out if not binary else '', stderr=err)
+    return out
+
+
+def docker(*args, check=True, input=None, env=None, timeout=None) -> str:
+    """Run the docker CLI against the sandbox engine; return stdout.
+
+    Raises SandboxError (message and ``.stderr`` carry the command's stderr) when it fails and
+    ``check`` is true. ``input`` (str or bytes) goes to stdin, ``env`` adds environment variables.
+    """
+    return _run_docker(args, check=check, input=input, env=env, timeout=timeout)
+
+
+# --------------------------------------------------------------------------- packages
+
+def _is_static_elf(path):
+    try:
+        with open(path, 'rb') as f:
+            hdr = f.read(64)
+            if hdr[:4] != b'\x7fELF':
+                return False
+            e = '<' if hdr[5] == 1 else '>'
+            if hdr[4] == 2:
+                phoff = struct.unpack(e + 'Q', hdr[32:40])[0]
+                phentsize, phnum = struct.unpack(e + 'HH', hdr[54:58])
+            else:
+                phoff = struct.unpack(e + 'I', hdr[28:32])[0]
+                phentsize, phnum = struct.unpack(e + 'HH', hdr[42:46])
+            f.seek(phoff)
+            for _index in range(phnum):
+                if struct.unpack(e + 'I', f.read(phentsize)[:4])[0] == 3:  # PT_INTERP
+                    return False
+            return True
+    except (OSError, struct.error):
+        return False
+
+
+def _missing_packages():
+    need = []
+    if not all(_which(b) for b in ('dockerd', 'containerd', 'containerd-shim-runc-v2', 'runc')) \
+            or not (shutil.which('docker') or _which('docker')):
+        need.append('docker.io')
+    if not _which('docker-registry'):
+        need.append('docker-registry')
+    if not _is_static_elf('/bin/busybox'):
+        need.append('busybox-static')
+    if not _which('ip'):
+        need.append('iproute2')
+    return need
+
+
+def _ensure_packages():
+    need = _missing_packages()
+    if not need:
+        return
+    _say('installing missing Debian packages: %s' % ' '.join(need))
+    env = dict(os.environ, DEBIAN_FRONTEND='noninteractive', PATH=os.environ.get('PATH', '') + ':' + SYS_PATH)
+    # keep apt from starting the packages' own services (the machine's default dockerd, a registry on :5000)
+    policy = '/usr/sbin/policy-rc.d'
+    added_policy = not os.path.exists(policy)
+    if added_policy:
+        _write(policy, '#!/bin/sh\n# added by patchops sandbox during apt-get install\nexit 101\n', 0o755)
+    try:
+        for cmd in (['apt-get', 'update'], ['apt-get', 'install', '-y'] + need):
+            proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+            if proc.returncode != 0:
+                raise SandboxError('%s failed:\n%s' % (' '.join(cmd), proc.stdout.decode('utf-8', 'replace')[-4000:]))
+    finally:
+        if added_policy:
+            with contextlib.suppress(OSError):
+                os.unlink(policy)
+    still = _missing_packages()
+    if still:
+        raise SandboxError('still missing after apt-get install: %s' % ' '.join(still))
+
+
+# --------------------------------------------------------------------------- network
+
+def _ip(*args, check=True):
+    proc = subprocess.run([_which('ip') or 'ip'] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    if check and proc.returncode != 0:
+        raise SandboxError('ip %s failed: %s' % (' '.join(args), proc.stderr.decode().strip()))
+    return proc
+
+
+def _link_exists(name):
+    return os.path.exists('/sys/class/net/' + name)
+
+
+def _ensure_bridge(p):
+    if _link_exists(BRIDGE):
+        if not os.path.exists(p.bridge_marker):
+            others = [pid for pid in _pids_matching('--bridge ' + BRIDGE, 'dockerd') if not _alive(pid, p.sock)]
+            if others:
+                raise SandboxError('bridge %s is used by another dockerd (pid %s): another sandbox runs on this '
+                                   'machine; stop it first' % (BRIDGE, others[0]))
+            _write(p.bridge_marker, 'adopted\n')
+    else:
+        _ip('link', 'add', 'name', BRIDGE, 'type', 'bridge')
+        _write(p.bridge_marker, 'created\n')
+    addrs = _ip('-o', '-4', 'addr', 'show', 'dev', BRIDGE).stdout.decode()
+    if BRIDGE_CIDR not in addrs:
+        _ip('addr', 'add', BRIDGE_CIDR, 'dev', BRIDGE)
+    _ip('link', 'set', BRIDGE, 'up')
+
+
+def _in_pool(addr):
+    import ipaddress
+    try:
+        return ipaddress.ip_address(addr) in ipaddress.ip_network(ADDRESS_POOL_BASE)
+    except ValueError:
+        return False
+
+
+def _remove_bridges(p):
+    if not os.path.exists(p.bridge_marker):
+        return  # this state dir never ran the engine (or already cleaned up): touch no link
+    if _pids_matching('--bridge ' + BRIDGE, 'dockerd'):
+        _say('another dockerd still uses %s; leaving the bridges alone' % BRIDGE)
+        return
+    if _link_exists(BRIDGE):
+        _ip('link', 'del', BRIDGE, check=False)
+    with contextlib.suppress(OSError):
+        os.unlink(p.bridge_marker)
+    # bridges of the engine's user-defined networks: their addresses come from our private pool
+    out = _ip('-o', '-4', 'addr', 'show', 'type', 'bridge', check=False).stdout.decode()
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[1].startswith('br-') and parts[1] != BRIDGE:
+            if _in_pool(parts[3].split('/')[0]):
+                _ip('link', 'del', parts[1], check=False)
+
+
+# --------------------------------------------------------------------------- start / stop pieces
+
+def _containerd_config(p):
+    return '\n'.join([
+        'version = 2',
+        'root = %s' % json.dumps(p.ctd_root),
+        'state = %s' % json.dumps(p.ctd_state),
+        'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",',
+        '  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs",',
+        '  "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp"]',
+        '[grpc]',
+        '  address = %s' % json.dumps(p.ctd_sock),
+        '[ttrpc]',
+        '  address = ""',
+        '[debug]',
+        '  address = ""',
+        '[metrics]',
+        '  address = ""',
+        '[plugins."io.containerd.internal.v1.opt"]',
+        '  path = %s' % json.dumps(os.path.join(p.ctd_root, 'opt')),
+        '',
+    ])
+
+
+def _start_containerd(p):
+    pid = _containerd_pid(p)
+    if pid:
+        return pid
+    _write(p.ctd_config, _containerd_config(p))
+    for d in (p.ctd_root, p.ctd_state):
+        os.makedirs(d, exist_ok=True)
+    with contextlib.suppress(OSError):
+        os.unlink(p.ctd_sock)
+    pid = _spawn([_which('containerd'), '--config', p.ctd_config], p.log('containerd'), _daemon_env())
+    _write(p.pidfile('containerd'), '%d\n' % pid)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if not _running(pid):
+            break
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as s:
+            s.connect(p.ctd_sock)
+            return pid
+        time.sleep(0.05)
+    raise SandboxError('containerd did not start; log %s:\n%s' % (p.log('containerd'), _tail(p.log('containerd'))))
+
+
+def _dockerd_argv(p, driver):
+    return [_which('dockerd'),
+            '--host', 'unix://' + p.sock,
+            '--data-root', p.data_root,
+            '--exec-root', p.exec_root,
+            '--pidfile', p.pidfile('dockerd'),
+            '--config-file', p.daemon_json,
+            '--containerd', p.ctd_sock,
+            '--bridge', BRIDGE,
+            '--default-address-pool', ADDRESS_POOL,
+            '--storage-driver', driver,
+            '--iptables=false', '--ip-forward=false', '--ip-masq=false',
+            '--cgroup-parent', '/' + p.cgroup_parent,
+            '--log-level', 'warn']
+
+
+def _start_dockerd(p, driver=None):
+    """Start dockerd (no wait); return (pid, driver)."""
+    for d in (p.data_root, p.exec_root):
+        os.makedirs(d, exist_ok=True)
+    # the only setting kept in the file: where the daemon's ID key goes (default /etc/docker/key.json)
+    _write(p.daemon_json, json.dumps({'deprecated-key-path': p.key}) + '\n')
+    driver = (driver or os.environ.get('PATCHOPS_SANDBOX_STORAGE_DRIVER') or _read(p.driver_file, '')
+              or 'overlay2').strip()
+    with contextlib.suppress(OSError):
+        os.unlink(p.sock)
+    pid = _spawn(_dockerd_argv(p, driver), p.log('dockerd'), _daemon_env())
+    return pid, driver
+
+
+def _wait_dockerd(p, pid, driver, log_offset=0):
+    """Wait for the engine; falls back from overlay2 to vfs once. Returns the driver in use."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if _engine_get(p, '/_ping', 2)[0] == 200:
+            _write(p.driver_file, driver + '\n')
+            return driver
+        if not _running(pid):
+            new_log = (_read(p.log('dockerd'), '') or '')[log_offset:]
+            if (driver == 'overlay2' and not os.path.exists(p.driver_file)
+                    and 'PATCHOPS_SANDBOX_STORAGE_DRIVER' not in os.environ
+                    and re.search(r'overlay|storage driver|graphdriver', new_log, re.I)):
+                _say('dockerd failed with overlay2, retrying with vfs; log tail:\n' + _tail(p.log('dockerd'), 10))
+                pid, driver = _start_dockerd(p, 'vfs')
+                deadline = time.monotonic() + START_TIMEOUT
+                continue
+            break
+        time.sleep(0.05)
+    tail = _tail(p.log('dockerd'))
+    _say('dockerd did not answer; log tail:\n' + tail)
+    raise SandboxError('dockerd did not answer on %s within %ds; log %s:\n%s'
+                       % (p.sock, START_TIMEOUT, p.log('dockerd'), tail))
+
+
+def _registry_config(p):
+    # JSON is YAML
+    return json.dumps({
+        'version': 0.1,
+        'log': {'level': 'info', 'formatter': 'text'},
+        'storage': {
+            'filesystem': {'rootdirectory': p.reg_root},
+            'delete': {'enabled': True},
+            'maintenance': {'uploadpurging': {'enabled': False}},
+        },
+        'http': {'addr': REGISTRY_ADDR, 'headers': {'X-Content-Type-Options': ['nosniff']}},
+        'health': {'storagedriver': {'enabled': False}},
+    }, indent=2) + '\n'
+
+
+def _start_registry(p):
+    pid = _registry_pid(p)
+    if pid:
+        return pid
+    if _port_open(REGISTRY_ADDR):
+        raise SandboxError('%s is already taken by a process this sandbox did not start' % REGISTRY_ADDR)
+    os.makedirs(p.reg_root, exist_ok=True)
+    _write(p.reg_config, _registry_config(p))
+    pid = _spawn([_which('docker-registry'), 'serve', p.reg_config], p.log('registry'), _daemon_env())
+    _write(p.pidfile('registry'), '%d\n' % pid)
+    return pid
+
+
+def _wait_registry(p, pid):
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if _registry_request('GET', '/v2/', timeout=2)[0] == 200:
+            return
+        if not _running(pid):
+            break
+        time.sleep(0.05)
+    raise SandboxError('registry did not answer on %s; log %s:\n%s' % (REGISTRY_ADDR, p.log('registry'),
+                                                                       _tail(p.log('registry'))))
+
+
+def _rootfs_tar():
+    """A root filesystem of busybox-static: /bin/busybox plus one symlink per applet."""
+    applets = subprocess.run(['/bin/busybox', '--list'], stdout=subprocess.PIPE, check=True).stdout.decode().split()
+    buf = io.BytesIO()
+    now = int(time.time())
+
+    def add(name, kind=tarfile.DIRTYPE, mode=0o755, data=None, link=None):
+        ti = tarfile.TarInfo(name)
+        ti.type, ti.mode, ti.mtime, ti.uid, ti.gid, ti.uname, ti.gname = kind, mode, now, 0, 0, 'root', 'root'
+        if link:
+            ti.linkname = link
+        if data is not None:
+            ti.size = len(data)
+            tar.addfile(ti, io.BytesIO(data))
+        else:
+            tar.addfile(ti)
+
+    with tarfile.open(fileobj=buf, mode='w', format=tarfile.GNU_FORMAT) as tar:
+        for d in ('bin', 'etc', 'root', 'var'):
+            add(d)
+        add('tmp', mode=0o1777)
+        with open('/bin/busybox', 'rb') as f:
+            add('bin/busybox', tarfile.REGTYPE, 0o755, f.read())
+        for applet in sorted(set(applets)):
+            if applet != 'busybox' and '/' not in applet:
+                add('bin/' + applet, tarfile.SYMTYPE, 0o777, link='busybox')
+        add('etc/passwd', tarfile.REGTYPE, 0o644,
+            b'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n')
+        add('etc/group', tarfile.REGTYPE, 0o644, b'root:x:0:\nnobody:x:65534:\n')
+    return buf.getvalue()
+
+
+def _ensure_base(p):
+    if _engine_get(p, '/images/%s/json' % BASE_IMAGE)[0] != 200:
+        if _engine_get(p, '/images/%s/json' % BASE_LOCAL)[0] != 200:
+            _say('creating %s from /bin/busybox' % BASE_LOCAL)
+            _run_docker(['import', '-c', 'CMD ["/bin/sh"]', '-', BASE_LOCAL], input=_rootfs_tar())
+        _run_docker(['tag', BASE_LOCAL, BASE_IMAGE])
+    if registry_digest(BASE_IMAGE) is None:
+        _run_docker(['push', BASE_IMAGE])
+
+
+# --------------------------------------------------------------------------- up / down
+
+def up() -> dict:
+    """Start the sandbox (idempotent; fast when it already runs). Returns info()."""
+    p = _paths()
+    os.makedirs(os.path.dirname(p.run), exist_ok=True)
+    with _locked(p):
+        if (_engine_up(p) and _containerd_pid(p) and _registry_up(p)
+                and _engine_get(p, '/images/%s/json' % BASE_IMAGE)[0] == 200
+                and registry_digest(BASE_IMAGE) is not None):
+            return info()
+        if os.geteuid() != 0:
+            raise SandboxError('the sandbox needs root (it starts dockerd)')
+        _ensure_packages()
+        for d in (p.state, p.logs, p.pids, p.tmp, p.client_config):
+            os.makedirs(d, exist_ok=True)
+        os.makedirs(p.run, mode=0o711, exist_ok=True)
+
+        reg_pid = _start_registry(p)
+        if _engine_pid(p) and not (_containerd_pid(p) and _engine_up(p)):
+            # alive but not answering, or its containerd is gone: restart it
+            _stop_pid(_engine_pid(p), p.sock, name='dockerd')
+        if not _engine_up(p):
+            _start_containerd(p)
+            _ensure_bridge(p)
+            log_offset = os.path.getsize(p.log('dockerd')) if os.path.exists(p.log('dockerd')) else 0
+            pid, driver = _start_dockerd(p)
+            _wait_dockerd(p, pid, driver, log_offset)
+        _wait_registry(p, reg_pid)
+        _ensure_base(p)
+        return info()
+
+
+def _kill_leftovers(p):
+    """containerd shims and container processes of this engine that outlived it."""
+    for pid in _pids_matching(p.ctd_sock, 'containerd-shim-runc-v2'):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for cg in _cgroup_dirs(p):
+        for dirpath, _dirs, files in os.walk(cg):
+            if 'cgroup.procs' in files:
+                for line in (_read(os.path.join(dirpath, 'cgroup.procs'), '') or '').split():
+                    with contextlib.suppress(ProcessLookupError, ValueError):
+                        os.kill(int(line), signal.SIGKILL)
+    time.sleep(0.1)
+    for cg in _cgroup_dirs(p):
+        for dirpath in sorted((w[0] for w in os.walk(cg)), key=len, reverse=True):
+            with contextlib.suppress(OSError):
+                os.rmdir(dirpath)
+
+
+def _cgroup_dirs(p):
+    mounts = set()
+    for line in (_read('/proc/self/mountinfo', '') or '').splitlines():
+        parts = line.split(' - ')
+        if len(parts) == 2 and parts[1].split()[0] in ('cgroup', 'cgroup2'):
+            mounts.add(parts[0].split()[4])
+    return [os.path.join(m, p.cgroup_parent) for m in sorted(mounts)
+            if os.path.isdir(os.path.join(m, p.cgroup_parent))]
+
+
+def _unmount_under(prefixes):
+    targets = []
+    for line in (_read('/proc/self/mountinfo', '') or '').splitlines():
+        mnt = line.split()[4]
+        mnt = re.sub(r'\\(\d{3})', lambda m: chr(int(m.group(1), 8)), mnt)
+        if any(mnt == pre or mnt.startswith(pre + '/') for pre in prefixes):
+            targets.append(mnt)
+    for mnt in sorted(set(targets), key=len, reverse=True):
+        subprocess.run([_which('umount') or 'umount', '-l', mnt], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       check=False)
+
+
+def down(purge=False) -> dict:
+    """Stop what up() started; with purge also delete the state dir and the runtime dir."""
+    p = _paths()
+    if not os.path.isdir(p.state) and not os.path.isdir(p.run):
+        with contextlib.suppress(OSError):
+            os.unlink(p.lock)
+        return {'stopped': [], 'purged': bool(purge)}
+    stopped = []
+    with _locked(p):
+        pid = _registry_pid(p)
+        if pid:
+            _stop_pid(pid, p.reg_config, name='registry')
+            stopped.append('registry')
+        pid = _engine_pid(p)
+        if pid:
+            if _engine_get(p, '/_ping', 2)[0] == 200:
+                # busybox as PID 1 ignores SIGTERM: do not let dockerd wait 10 s per container
+                running = _run_docker(['ps', '-q'], check=False).split()
+                if running:
+                    _run_docker(['stop', '-t', '2'] + running, check=False, timeout=60)
+            _stop_pid(pid, p.sock, name='dockerd')
+            stopped.append('dockerd')
+        pid = _containerd_pid(p)
+        if pid:
+            _stop_pid(pid, p.ctd_config, name='containerd')
+            stopped.append('containerd')
+        _kill_leftovers(p)
+        _unmount_under([p.data_root, p.exec_root, p.run, p.ctd_root, p.state])
+        if _which('ip'):
+            _remove_bridges(p)
+        for name in ('registry', 'dockerd', 'containerd'):
+            with contextlib.suppress(OSError):
+                os.unlink(p.pidfile(name))
+        if purge:
+            for d in (p.state, p.run):
+                if os.path.lexists(d):
+                    shutil.rmtree(d, ignore_errors=True)
+                    if os.path.lexists(d):
+                        raise SandboxError('could not remove %s' % d)
+            # shims keep their sockets in /run/containerd/s and dockerd makes /run/docker/plugins:
+            # remove those dirs only when they are empty (another engine may use them)
+            for d in ('/run/containerd/s', '/run/containerd', '/run/docker/plugins', '/run/docker'):
+                with contextlib.suppress(OSError):
+                    os.rmdir(d)
+            with contextlib.suppress(OSError):
+                os.unlink(p.lock)
+    return {'stopped': stopped, 'purged': bool(purge)}
+
+
+def registry_stop() -> None:
+    """Stop only the registry (its storage stays): the registry is "down"."""
+    p = _paths()
+    with _locked(p):
+        pid = _registry_pid(p)
+        if pid:
+            _stop_pid(pid, p.reg_config, name='registry')
+        with contextlib.suppress(OSError):
+            os.unlink(p.pidfile('registry'))
+
+
+def registry_start() -> None:
+    """Start the registry again (after registry_stop) and wait until it answers."""
+    p = _paths()
+    with _locked(p):
+        if not os.path.isdir(p.state):
+            raise SandboxError('the sandbox is not set up; run up() first')
+        _wait_registry(p, _start_registry(p))
+
+
+# --------------------------------------------------------------------------- registry helpers
+
+def _split_ref(ref):
+    """'127.0.0.1:5115/a/b:tag' -> ('127.0.0.1:5115/a/b', 'tag'); digests keep '@'."""
+    if '@' in ref:
+        repo, digest = ref.split('@', 1)
+        return repo, digest
+    slash = ref.rfind('/')
+    colon = ref.rfind(':')
+    if colon > slash:
+        return ref[:colon], ref[colon + 1:]
+    return ref, 'latest'
+
+
+def registry_digest(ref) -> str | None:
+    """The digest the registry serves for ref (a tag under 127.0.0.1:5115), or None."""
+    repo, tag = _split_ref(ref)
+    if repo.startswith(REGISTRY + '/'):
+        repo = repo[len(REGISTRY) + 1:]
+    status, headers, _body = _registry_request('HEAD', '/v2/%s/manifests/%s' % (repo, tag),
+                                               headers={'Accept': MANIFEST_ACCEPT})
+    if status != 200:
+        return None
+    return {k.lower(): v for k, v in headers.items()}.get('docker-content-digest')
+
+
+_ACCESS = re.compile(r'"([A-Z]+) (/v2/[^ "?]*)[^ "]* HTTP/[\d.]+"')
+
+
+def registry_requests(name=None) -> list:
+    """Requests the registry has served, oldest first, as 'METHOD /v2/...' strings.
+
+    With name (a repository path such as 'itest/app-1234', no registry host), only the requests
+    for that repository. Read from the registry's access log; take len() before and slice after to
+    count what one step asked.
+    """
+    p = _paths()
+    out = []
+    prefix = None
+    if name:
+        name = name[len(REGISTRY) + 1:] if name.startswith(REGISTRY + '/') else name
+        prefix = '/v2/%s/' % name.strip('/')
+    for line in (_read(p.log('registry'), '') or '').splitlines():
+        m = _ACCESS.search(line)
+        if m and (prefix is None or m.group(2).startswith(prefix)):
+            out.append('%s %s' % (m.group(1), m.group(2)))
+    return out
+
+
+# --------------------------------------------------------------------------- images
+
+def _q(text):
+    """A Dockerfile double-quoted word (no variable expansion)."""
+    text = str(text)
+    if '\n' in text or '\r' in text:
+        raise ValueError('a newline cannot go into a Dockerfile instruction: %r' % text)
+    return '"%s"' % text.replace('\\', '\\\\').replace('"', '\\"').replace('$', '\\$')
+
+
+def _single_line(text):
+    text = str(text)
+    if '\n' in text or '\r' in text:
+        raise ValueError('a newline cannot go into a Dockerfile instruction: %r' % text)
+    return text
+
+
+def _exec_or_shell(value):
+    if isinstance(value, (list, tuple)):
+        return json.dumps([str(v) for v in value])
+    return _single_line(value)
+
+
+def _duration(value):
+    if isinstance(value, str):
+        return value
+    ns = int(round(float(value) * 1e9))
+    if ns % 1000000000 == 0:
+        return '%ds' % (ns // 1000000000)
+    if ns % 1000000 == 0:
+        return '%dms' % (ns // 1000000)
+    return '%dus' % (ns // 1000)
+
+
+def _healthcheck_line(hc):
+    if hc is None:
+        return None
+    if isinstance(hc, str):
+        if hc.strip().upper() == 'NONE':
+            return 'HEALTHCHECK NONE'
+        hc = {'test': hc}
+    test = hc.get('test')
+    if isinstance(test, (list, tuple)):
+        test = [str(t) for t in test]
+        if not test or test[0] == 'NONE':
+            return 'HEALTHCHECK NONE'
+        if test[0] == 'CMD-SHELL':
+            cmd = 'CMD ' + _single_line(' '.join(test[1:]))
+        elif test[0] == 'CMD':
+            cmd = 'CMD ' + json.dumps(test[1:])
+        else:
+            cmd = 'CMD ' + json.dumps(test)
+    elif isinstance(test, str):
+        shell = test[len('CMD-SHELL '):] if test.startswith('CMD-SHELL ') else test
+        cmd = 'CMD ' + _single_line(shell)
+    else:
+        raise ValueError('healthcheck needs a test: %r' % (hc,))
+    opts = []
+    for key, flag in (('interval', 'interval'), ('timeout', 'timeout'), ('start_period', 'start-period')):
+        if hc.get(key) is not None:
+            opts.append('--%s=%s' % (flag, _duration(hc[key])))
+    if hc.get('retries') is not None:
+        opts.append('--retries=%d' % int(hc['retries']))
+    return ' '.join(['HEALTHCHECK'] + opts + [cmd])
+
+
+def _dockerfile(ctx, base, labels, env, cmd, entrypoint, healthcheck, expose, volumes, user, workdir,
+                stopsignal, files):
+    """Write Dockerfile (and the files to COPY) into ctx; return labels that need --label."""
+    lines = ['FROM ' + (base or BASE_IMAGE)]
+    flag_labels = {}
+    if env:
+        lines.append('ENV ' + ' '.join('%s=%s' % (_q(k), _q(v)) for k, v in env.items()))
+    if files:
+        by_dir = {}
+        for path, content in files.items():
+            if not str(path).startswith('/') or str(path).endswith('/'):
+                raise ValueError('files keys are absolute file paths in the image: %r' % path)
+            by_dir.setdefault(os.path.dirname(path), []).append((os.path.basename(path), content))
+        for i, (dest, items) in enumerate(sorted(by_dir.items())):
+            srcs = []
+            for base_name, content in items:
+                mode = 0o644
+                if isinstance(content, tuple):
+                    content, mode = content
+                local = os.path.join(ctx, 'f%d' % i, base_name)
+                os.makedirs(os.path.dirname(local), exist_ok=True)
+                with open(local, 'wb') as f:
+                    f.write(content.encode() if isinstance(content, str) else content)
+                os.chmod(local, mode)
+                srcs.append('f%d/%s' % (i, base_name))
+            lines.append('COPY ' + json.dumps(srcs + [dest.rstrip('/') + '/']))
+    if labels:
+        inline = {}
+        for k, v in labels.items():
+            if any(c in str(k) + str(v) for c in '\r\n'):
+                flag_labels[str(k)] = str(v)
+            else:
+                inline[k] = v
+        if inline:
+            lines.append('LABEL ' + ' '.join('%s=%s' % (_q(k), _q(v)) for k, v in inline.items()))
+    if expose:
+        lines.append('EXPOSE ' + ' '.join(_single_line(e) for e in expose))
+    if volumes:
+        lines.append('VOLUME ' + json.dumps([str(v) for v in volumes]))
+    if workdir:
+        lines.append('WORKDIR ' + _single_line(workdir))
+    if user is not None:
+        lines.append('USER ' + _single_line(user))
+    if stopsignal:
+        lines.append('STOPSIGNAL ' + _single_line(stopsignal))
+    hc = _healthcheck_line(healthcheck)
+    if hc:
+        lines.append(hc)
+    if entrypoint is not None:
+        lines.append('ENTRYPOINT ' + _exec_or_shell(entrypoint))
+    if cmd is not None:
+        lines.append('CMD ' + _exec_or_shell(cmd))
+    with open(os.path.join(ctx, 'Dockerfile'), 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    return flag_labels
+
+
+def _image_id(ref):
+    return _run_docker(['image', 'inspect', '--format', '{{.Id}}', ref]).strip()
+
+
+def _check_pushable(ref):
+    if not _split_ref(ref)[0].startswith(REGISTRY + '/') or '@' in ref:
+        raise ValueError('only tags under %s/ can be pushed to the sandbox registry: %r' % (REGISTRY, ref))
+
+
+def _push(ref):
+    _check_pushable(ref)
+    repo = _split_ref(ref)[0]
+    out = _run_docker(['push', ref])
+    m = re.search(r'digest: (sha256:[0-9a-f]{64})', out)
+    if m:
+        return m.group(1)
+    digests = json.loads(_run_docker(['image', 'inspect', '--format', '{{json .RepoDigests}}', ref]) or '[]')
+    for entry in digests or []:
+        if entry.startswith(repo + '@'):
+            return entry.split('@', 1)[1]
+    return None
+
+
+def _build(ref, labels=None, env=None, cmd=None, entrypoint=None, healthcheck=None, expose=None,
+           volumes=None, user=None, workdir=None, stopsignal=None, base=None, files=None):
+    p = _paths()
+    os.makedirs(p.tmp, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=p.tmp) as tmp:
+        ctx = os.path.join(tmp, 'ctx')
+        os.makedirs(ctx)
+        flag_labels = _dockerfile(ctx, base, labels, env, cmd, entrypoint, healthcheck, expose, volumes,
+                                  user, workdir, stopsignal, files)
+        flag_labels[BUILD_LABEL] = uuid.uuid4().hex
+        iid = os.path.join(tmp, 'iid')
+        args = ['build', '-q', '--force-rm', '--iidfile', iid, '-t', ref]
+        for k, v in sorted(flag_labels.items()):
+            args += ['--label', '%s=%s' % (k, v)]
+        _run_docker(args + [ctx])
+        image_id = (_read(iid, '') or '').strip()
+    return image_id or _image_id(ref)
+
+
+def publish(ref, *, labels=None, env=None, cmd=None, entrypoint=None, healthcheck=None, expose=None,
+            volumes=None, user=None, workdir=None, stopsignal=None, base=None, files=None, push=True) -> dict:
+    """Build a new image (always a new image ID) for ref and push it: "a newer image is published".
+
+    labels/env: dicts; cmd/entrypoint: list (exec form) or str (shell form); healthcheck: dict
+    {test: 'CMD-SHELL string' | list, interval, timeout, retries, start_period} (durations in
+    seconds or Go strings like '5s') or 'NONE'; expose: list like [80, '53/udp']; volumes: list of
+    paths; files: {'/path/in/image': text | bytes | (content, mode)}; base: FROM image (default
+    BASE_IMAGE). Returns {'id': image id, 'digest': registry digest or None when push=False, 'ref'}.
+
+    With push, the engine's own tag ends as if the image had been pushed from another machine: a
+    tag that existed before points again at the image it had (`docker pull ref` brings the new
+    one), a tag that did not exist is left on the new image (as if pulled). Without push the
+    image is a local build and the tag moves to it.
+    """
+    if push:
+        _check_pushable(ref)
+    previous = _local_image_id(ref) if push else None
+    try:
+        image_id = _build(ref, labels, env, cmd, entrypoint, healthcheck, expose, volumes, user, workdir,
+                          stopsignal, base, files)
+        digest = _push(ref) if push else None
+    finally:
+        _restore_tag(ref, previous)
+    return {'id': image_id, 'digest': digest, 'ref': ref}
+
+
+def _local_image_id(ref):
+    status, body = _engine_get(_paths(), '/images/%s/json' % ref)
+    return json.loads(body).get('Id') if status == 200 else None
+
+
+def _restore_tag(ref, previous):
+    if previous and _local_image_id(ref) != previous:
+        _run_docker(['tag', previous, ref])
+
+
+def _rfc3339(dt):
+    return dt.strftime('%Y-%m-%dT%H:%M:%S.%fZ')
+
+
+def _retime_save_tar(raw, created):
+    """Rewrite config 'created' (and history) in a `docker save` tar; legacy and OCI layouts."""
+    src = tarfile.open(fileobj=io.BytesIO(raw), mode='r:')
+    members = []
+    data = {}
+    for ti in src.getmembers():
+        members.append(ti)
+        if ti.isfile():
+            data[ti.name] = src.extractfile(ti).read()
+    manifest = json.loads(data['manifest.json'])
+    renames = {}  # old path -> new path
+    digest_map = {}  # old digest -> (new digest, new size)
+
+    def blob_path(digest):
+        return 'blobs/%s' % digest.replace(':', '/')
+
+    for entry in manifest:
+        old_path = entry['Config']
+        config = json.loads(data[old_path])
+        config['created'] = created
+        for h in config.get('history') or []:
+            h['created'] = created
+        body = json.dumps(config, separators=(',', ':')).encode()
+        new_hex = hashlib.sha256(body).hexdigest()
+        if old_path.startswith('blobs/'):
+            new_path = 'blobs/sha256/' + new_hex
+            digest_map['sha256:' + old_path.rsplit('/', 1)[1]] = ('sha256:' + new_hex, len(body))
+        else:
+            new_path = new_hex + '.json'
+        data[new_path] = body
+        renames[old_path] = new_path
+        entry['Config'] = new_path
+
+    # OCI layout: manifests/indexes pointing at a changed blob change too, up to index.json
+    changed = True
+    while changed and digest_map:
+        changed = False
+        for name in list(data):
+            if (not name.startswith('blobs/') or name in renames or name in renames.values()
+                    or len(data[name]) > 1 << 20):
+                continue
+            try:
+                doc = json.loads(data[name])
+            except ValueError:
+                continue
+            if not isinstance(doc, dict) or not _swap_descriptors(doc, digest_map):
+                continue
+            body = json.dumps(doc, separators=(',', ':')).encode()
+            new_digest = 'sha256:' + hashlib.sha256(body).hexdigest()
+            old_digest = name[len('blobs/'):].replace('/', ':', 1)
+            digest_map[old_digest] = (new_digest, len(body))
+            data[blob_path(new_digest)] = body
+            renames[name] = blob_path(new_digest)
+            changed = True
+    if 'index.json' in data and digest_map:
+        index = json.loads(data['index.json'])
+        if _swap_descriptors(index, digest_map):
+            data['index.json'] = json.dumps(index, separators=(',', ':')).encode()
+    data['manifest.json'] = json.dumps(manifest, separators=(',', ':')).encode()
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode='w', format=tarfile.PAX_FORMAT) as dst:
+        for ti in members:
+            if ti.name in renames:
+                continue
+            if ti.isfile():
+                ti.size = len(data[ti.name])
+                dst.addfile(ti, io.BytesIO(data[ti.name]))
+            else:
+                dst.addfile(ti)
+        for old, new in renames.items():
+            ti = tarfile.TarInfo(new)
+            ti.size, ti.mode, ti.mtime = len(data[new]), 0o644, int(time.time())
+            dst.addfile(ti, io.BytesIO(data[new]))
+    return out.getvalue()
+
+
+def _swap_descriptors(doc, digest_map):
+    changed = False
+    if isinstance(doc, dict):
+        if doc.get('digest') in digest_map:
+            doc['digest'], size = digest_map[doc['digest']]
+            if 'size' in doc:
+                doc['size'] = size
+            changed = True
+        for v in doc.values():
+            if isinstance(v, (dict, list)):
+                changed = _swap_descriptors(v, digest_map) or changed
+    elif isinstance(doc, list):
+        for v in doc:
+            changed = _swap_descriptors(v, digest_map) or changed
+    return changed
+
+
+def aged(ref, days, *, push=False, labels=None, env=None, cmd=None, entrypoint=None, healthcheck=None,
+         expose=None, volumes=None, user=None, workdir=None, stopsignal=None, base=None, files=None) -> dict:
+    """Like publish(), but the image's Created is `days` days ago (push only when push=True).
+
+    The engine's tag is treated as in publish(): with push, a tag that existed before is put back.
+    """
+    if push:
+        _check_pushable(ref)
+    previous = _local_image_id(ref) if push else None
+    try:
+        return _aged(ref, days, push, labels, env, cmd, entrypoint, healthcheck, expose, volumes, user, workdir,
+                     stopsignal, base, files)
+    finally:
+        _restore_tag(ref, previous)
+
+
+def _aged(ref, days, push, labels, env, cmd, entrypoint, healthcheck, expose, volumes, user, workdir,
+          stopsignal, base, files):
+    built = publish(ref, labels=labels, env=env, cmd=cmd, entrypoint=entrypoint, healthcheck=healthcheck,
+                    expose=expose, volumes=volumes, user=user, workdir=workdir, stopsignal=stopsignal,
+                    base=base, files=files, push=False)
+    created = _rfc3339(datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=float(days)))
+    raw = _run_docker(['save', ref], binary=True)
+    _run_docker(['load', '-q'], input=_retime_save_tar(raw, created))
+    image_id = _image_id(ref)
+    if image_id != built['id']:
+        _run_docker(['rmi', built['id']], check=False)
+    digest = _push(ref) if push else None
+    return {'id': image_id, 'digest': digest, 'ref': ref, 'created': created}
+
+
+# --------------------------------------------------------------------------- reset
+
+def reset(*, registry=False) -> dict:
+    """Remove all containers, non-base images, user networks and volumes of the sandbox engine.
+
+    With registry=True also delete every repository but the base one from the registry storage.
+    """
+    base_id = _image_id(BASE_IMAGE)
+    removed = {'containers': 0, 'images': 0, 'networks': 0, 'volumes': 0, 'repositories': 0}
+    ids = _run_docker(['ps', '-aq', '--no-trunc']).split()
+    if ids:
+        _run_docker(['rm', '-f', '-v'] + ids, check=False)
+        removed['containers'] = len(ids)
+    for _attempt in range(5):
+        listing = _run_docker(['image', 'ls', '-a', '--no-trunc', '--format', '{{.ID}} {{.Repository}}:{{.Tag}}'])
+        victims, extra_tags = [], []
+        for line in listing.splitlines():
+            image_id, _sep, name = line.partition(' ')
+            if image_id == base_id:
+                if name not in (BASE_LOCAL, BASE_IMAGE) and '<none>' not in name:
+                    extra_tags.append(name)
+            elif image_id not in victims:
+                victims.append(image_id)
+        if extra_tags:
+            _run_docker(['rmi'] + extra_tags, check=False)
+        if not victims:
+            break
+        _run_docker(['rmi', '-f'] + victims, check=False)
+        removed['images'] += len(victims)
+    nets = _run_docker(['network', 'ls', '-q', '--filter', 'type=custom']).split()
+    if nets:
+        _run_docker(['network', 'rm'] + nets, check=False)
+        removed['networks'] = len(nets)
+    vols = _run_docker(['volume', 'ls', '-q']).split()
+    if vols:
+        _run_docker(['volume', 'rm', '-f'] + vols, check=False)
+        removed['volumes'] = len(vols)
+    if registry:
+        repos_root = os.path.join(_paths().reg_root, 'docker', 'registry', 'v2', 'repositories')
+        keep = _split_ref(BASE_LOCAL)[0]
+        for dirpath, dirnames, _files in os.walk(repos_root):
+            if '_manifests' in dirnames:
+                name = os.path.relpath(dirpath, repos_root)
+                dirnames[:] = []
+                if name != keep:
+                    shutil.rmtree(dirpath, ignore_errors=True)
+                    removed['repositories'] += 1
+        for dirpath in sorted((w[0] for w in os.walk(repos_root)), key=len, reverse=True):
+            if dirpath != repos_root:
+                with contextlib.suppress(OSError):
+                    os.rmdir(dirpath)
+    return removed
+
+
+# --------------------------------------------------------------------------- CLI
+
+def _kv(items):
+    out = {}
+    for item in items or []:
+        k, sep, v = item.partition('=')
+        if not sep:
+            raise SystemExit('expected KEY=VALUE, got %r' % item)
+        out[k] = v
+    return out
+
+
+def _json_or_str(value):
+    if value is None:
+        return None
+    if value.strip().startswith(('[', '{')):
+        return json.loads(value)
+    return value
+
+
+def _image_opts(args):
+    return dict(labels=_kv(args.label) or None, env=_kv(args.env) or None, cmd=_json_or_str(args.cmd),
+                entrypoint=_json_or_str(args.entrypoint), healthcheck=_json_or_str(args.healthcheck),
+                expose=args.expose or None, volumes=args.volume or None, user=args.user, workdir=args.workdir,
+                stopsignal=args.stopsignal, base=args.base, files=_kv(args.file) or None)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ['docker']:  # pass everything after "docker" through untouched
+        p = _paths()
+        os.makedirs(p.client_config, exist_ok=True)
+        return subprocess.call([_docker_bin(), '-H', 'unix://' + p.sock] + argv[1:], env=_client_env(p))
+    parser = argparse.ArgumentParser(prog='sandbox.py', description=__doc__.split('\n\n', maxsplit=1)[0])
+    sub = parser.add_subparsers(dest='command', required=True)
+    sub.add_parser('up', help='start engine + registry + base image (idempotent); prints info')
+    d = sub.add_parser('down', help='stop everything up started')
+    d.add_argument('--purge', action='store_true', help='also delete the state and runtime dirs')
+    sub.add_parser('info', help='print where things are and what runs')
+    sub.add_parser('env', help='print "export DOCKER_HOST=..." for a shell')
+    r = sub.add_parser('reset', help='remove containers, non-base images, networks, volumes')
+    r.add_argument('--registry', action='store_true', help='also delete all non-base registry repositories')
+    for name in ('registry_stop', 'registry_start'):
+        sub.add_parser(name, aliases=[name.replace('_', '-')], help=name.replace('_', ' ') + ' only')
+    rq = sub.add_parser('registry_requests', aliases=['registry-requests'], help='requests the registry served')
+    rq.add_argument('name', nargs='?')
+    dk = sub.add_parser('docker', help='run the docker CLI against the sandbox engine')
+    dk.add_argument('args', nargs=argparse.REMAINDER)
+    for name in ('publish', 'aged'):
+        sp = sub.add_parser(name, help='build (and push) a new image' if name == 'publish'
+                            else 'build an image created DAYS ago')
+        sp.add_argument('ref')
+        if name == 'aged':
+            sp.add_argument('days', type=float)
+            sp.add_argument('--push', action='store_true')
+        else:
+            sp.add_argument('--no-push', action='store_true')
+        sp.add_argument('--label', action='append', metavar='K=V')
+        sp.add_argument('--env', action='append', metavar='K=V')
+        sp.add_argument('--cmd', help='JSON list (exec form) or a string (shell form)')
+        sp.add_argument('--entrypoint', help='JSON list (exec form) or a string (shell form)')
+        sp.add_argument('--healthcheck', help='JSON object {"test": ..., "interval": ...} or NONE')
+        sp.add_argument('--expose', action='append')
+        sp.add_argument('--volume', action='append')
+        sp.add_argument('--user')
+        sp.add_argument('--workdir')
+        sp.add_argument('--stopsignal')
+        sp.add_argument('--base')
+        sp.add_argument('--file', action='append', metavar='PATH=TEXT')
+    args = parser.parse_args(argv)
+    cmd = args.command.replace('-', '_')
+
+    def show(value):
+        print(json.dumps(value, indent=2, sort_keys=True))
+
+    try:
+        if cmd == 'up':
+            show(up())
+        elif cmd == 'down':
+            show(down(purge=args.purge))
+        elif cmd == 'info':
+            show(info())
+        elif cmd == 'env':
+            i = info()
+            print('export DOCKER_HOST=%s' % i['docker_host'])
+            print('export DOCKER_BUILDKIT=0')
+        elif cmd == 'reset':
+            show(reset(registry=args.registry))
+        elif cmd == 'registry_stop':
+            registry_stop()
+        elif cmd == 'registry_start':
+            registry_start()
+        elif cmd == 'registry_requests':
+            show(registry_requests(args.name))
+        elif cmd == 'publish':
+            show(publish(args.ref, push=not args.no_push, **_image_opts(args)))
+        elif cmd == 'aged':
+            show(aged(args.ref, args.days, push=args.push, **_image_opts(args)))
+    except SandboxError as exc:
+        sys.stderr.write('sandbox: error: %s\n' % exc)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -15,7 +15,7 @@
 #   core217  Python 3.11, ansible-core 2.17 + tests/requirements.txt  (oldest controller)
 #   core221  Python 3.13, ansible-core 2.21 + tests/requirements.txt  (newest controller)
 #   tools    Python 3.13, tests/requirements-tools.txt (ansible-lint, antsibull-changelog)
-#   target39 Python 3.9 with docker>=7.0 only: the module side on the oldest target Python
+#   target39 Python 3.9 with docker>=7.0 and jmespath (for query): the module side on the oldest target Python
 #   nosdk    Python 3.9 without the Docker SDK
 
 SHELL := /bin/bash
@@ -69,7 +69,7 @@ venv-tools:
 	@tests/tooling/mkvenv $(VENV)/tools $(PY313) -r $(TOOLS_REQS)
 
 venv-target39:
-	@tests/tooling/mkvenv $(VENV)/target39 $(PY39) 'docker>=7.0'
+	@tests/tooling/mkvenv $(VENV)/target39 $(PY39) 'docker>=7.0' 'jmespath'
 
 venv-nosdk:
 	@tests/tooling/mkvenv $(VENV)/nosdk $(PY39)

@@ -25,15 +25,17 @@ _RESULT_START = re.compile(r'^\S+ \| (SUCCESS|CHANGED|FAILED!|UNREACHABLE!) => '
 class ModuleRun(dict):
     """A module's JSON result, with the raw output kept for assertions on what users see."""
 
-    def __init__(self, data, stdout, stderr, returncode):
+    def __init__(self, data, status, stdout, stderr, returncode):
         super().__init__(data)
+        self.status = status
         self.stdout = stdout
         self.stderr = stderr
         self.returncode = returncode
 
     @property
     def failed(self):
-        return bool(self.get('failed'))
+        # Ansible's one-line output says FAILED! and leaves the 'failed' key out of the JSON.
+        return self.status.startswith('FAILED') or bool(self.get('failed'))
 
 
 def target_python():
@@ -59,7 +61,7 @@ def run_module(module, args=None, check=False, diff=False, python=None, env=None
     if not match:
         raise AssertionError('no module result in output:\n%s\n%s' % (proc.stdout, proc.stderr))
     data, _ = json.JSONDecoder().raw_decode(proc.stdout[match.end():])
-    return ModuleRun(data, proc.stdout, proc.stderr, proc.returncode)
+    return ModuleRun(data, match.group(1), proc.stdout, proc.stderr, proc.returncode)
 
 
 def run_playbook(playbook, extra_vars=None, check=False, env=None):

@@ -58,8 +58,8 @@ options:
     default: 30
   max_age_days_exposed:
     description:
-      - The stricter age limit for containers reachable from outside the host (RV(containers[].exposed)):
-        ports published on a non-loopback address, or host networking.
+      - The stricter age limit for containers reachable from outside the host (RV(containers[].exposed)),
+        that is with ports published on a non-loopback address, or with host networking.
     type: int
     default: 7
   include_unused_images:

@@ -40,7 +40,7 @@ TOOLS_REQS := tests/requirements-tools.txt
 APT_PACKAGES := shellcheck
 SANDBOX := python3 tests/sandbox/sandbox.py
 
-.PHONY: help venv apt-packages venv-core217 venv-core221 venv-tools venv-target39 venv-nosdk \
+.PHONY: help collection-link venv apt-packages venv-core217 venv-core221 venv-tools venv-target39 venv-nosdk \
 	lint sanity units build integration test demo bench clean distclean
 
 help:
@@ -76,8 +76,13 @@ venv-nosdk:
 
 # --- checks -----------------------------------------------------------------
 
-lint: venv-tools
-	PATH=$(CURDIR)/$(VENV)/tools/bin:$$PATH ansible-lint
+# ansible-lint resolves patchops.docker.* in the demo and docs playbooks through this link.
+collection-link:
+	@mkdir -p .build/collections/ansible_collections/patchops
+	@ln -sfn ../../../.. .build/collections/ansible_collections/patchops/docker
+
+lint: venv-tools collection-link
+	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.build/collections PATH=$(CURDIR)/$(VENV)/tools/bin:$$PATH ansible-lint
 	$(VENV)/tools/bin/antsibull-changelog lint
 	$(VENV)/tools/bin/antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
 

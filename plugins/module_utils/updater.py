@@ -1,0 +1,275 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) patchops.docker contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The work of ``container_update``: decide, pull, order, swap, clean up.
+
+1. Recover swaps a killed run left behind (under the host lock).
+2. Resolve the named containers; an unknown name fails before anything is touched.
+3. Pull each distinct reference once, before any container stops (check mode
+   asks the registry for its digest instead and pulls nothing).
+4. Decide per container: unchanged, deferred (image too young), or update.
+5. Swap in dependency order; containers that share the network namespace of
+   (or link to) a recreated container are recreated after it.
+6. Remove superseded images nobody uses (``cleanup``), record the run.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import time
+
+from ansible_collections.patchops.docker.plugins.module_utils.errors import InvalidOption
+from ansible_collections.patchops.docker.plugins.module_utils.client import (
+    DockerException,
+    RequestException,
+    short_reason,
+)
+from ansible_collections.patchops.docker.plugins.module_utils.image_age import (
+    age_days,
+    classify,
+    parse_reference,
+)
+from ansible_collections.patchops.docker.plugins.module_utils.inventory import iso_to_epoch, select_containers
+from ansible_collections.patchops.docker.plugins.module_utils.journal import Journal
+from ansible_collections.patchops.docker.plugins.module_utils.ordering import dependency_order, hard_dependents
+from ansible_collections.patchops.docker.plugins.module_utils.pull import PULL_POLICIES, pull_all
+from ansible_collections.patchops.docker.plugins.module_utils.recreate import plan_recreate
+from ansible_collections.patchops.docker.plugins.module_utils.registry import lookup_remote_digests
+from ansible_collections.patchops.docker.plugins.module_utils.swap import Swapper, backup_name, recover
+
+ACTIONS = ('updated', 'unchanged', 'deferred', 'rolled_back', 'failed', 'skipped')
+LOCK_TIMEOUT = 900
+
+
+def validate(params):
+    """Refuse values that cannot work, before anything is touched."""
+    if not params['containers']:
+        raise InvalidOption('containers must name at least one container.')
+    for option in ('min_image_age_days', 'health_timeout', 'stable_seconds'):
+        if params[option] < 0:
+            raise InvalidOption('%s must be 0 or more, not %d.' % (option, params[option]))
+    if params.get('stop_timeout') is not None and params['stop_timeout'] < 0:
+        raise InvalidOption('stop_timeout must be 0 or more, not %d.' % params['stop_timeout'])
+    if params['pull'] not in PULL_POLICIES:
+        raise InvalidOption('pull must be one of %s.' % ', '.join(PULL_POLICIES))
+
+
+def _name(inspect):
+    return (inspect.get('Name') or '').lstrip('/')
+
+
+def _entry(name, action, message, old_image_id=None, new_image_id=None, image=None, downtime=None, hooks=None):
+    entry = dict(name=name, action=action, message=message, image=image, old_image_id=old_image_id,
+                 new_image_id=new_image_id, downtime_seconds=downtime)
+    entry.update(hooks or {})
+    return entry
+
+
+class Updater(object):
+    def __init__(self, client, params, check_mode=False):
+        self.client = client
+        self.api = client.api
+        self.params = params
+        self.check_mode = check_mode
+        self.journal = Journal(params['state_dir'])
+
+    def run(self):
+        validate(self.params)
+        if self.check_mode:
+            return self._run_locked()
+        self.journal.lock(LOCK_TIMEOUT)
+        try:
+            return self._run_locked()
+        finally:
+            self.journal.unlock()
+
+    # --- phases ------------------------------------------------------------------------------
+    def _run_locked(self):
+        recovered = [] if self.check_mode else recover(self.api, self.journal)
+        summaries = self.api.containers(all=True)
+        selected = select_containers(summaries, self.params['containers'], self.client.docker_host)
+        inspects = [self.api.inspect_container(summary['Id']) for summary in selected]
+        decisions = self._decide(inspects)
+        results = dict((name, decision['result']) for name, decision in decisions.items() if 'result' in decision)
+        to_swap = [decision for decision in decisions.values() if 'result' not in decision]
+        if self.check_mode:
+            for decision in to_swap:
+                results[decision['name']] = _entry(
+                    decision['name'], 'updated', 'Would be recreated on the newer image (check mode).',
+                    decision['old_image_id'], decision.get('new_image_id'), decision['image'])
+        else:
+            results.update(self._swap_all(to_swap, summaries))
+        containers = [results[_name(inspect)] for inspect in inspects]
+        containers += [entry for name, entry in sorted(results.items())
+                       if name not in set(_name(inspect) for inspect in inspects)]
+        if not self.check_mode:
+            self._cleanup(containers)
+            self.journal.record_run([dict(name=c['name'], old_image_id=c['old_image_id'],
+                                          new_image_id=c['new_image_id'], image=c['image'])
+                                     for c in containers if c['action'] == 'updated'])
+        summary = dict((action, 0) for action in ACTIONS)
+        for entry in containers:
+            summary[entry['action']] += 1
+        return dict(containers=containers, summary=summary, recovered=recovered,
+                    changed=bool(summary['updated']) or bool([r for r in recovered if r['action'] != 'failed']),
+                    diff=self._diff(containers))
+
+    def _decide(self, inspects):
+        """One decision per container: a final result, or what to swap it to."""
+        decisions = {}
+        refs = {}
+        for inspect in inspects:
+            name = _name(inspect)
+            reference = (inspect.get('Config') or {}).get('Image')
+            ref = parse_reference(reference, inspect.get('Image'))
+            decision = dict(name=name, inspect=inspect, image=reference, old_image_id=inspect.get('Image'))
+            decisions[name] = decision
+            if ref is None:
+                decision['result'] = _entry(name, 'unchanged', 'Created from an image ID; there is no tag to follow.',
+                                            inspect.get('Image'), image=reference)
+            elif ref.digest:
+                decision['result'] = _entry(name, 'unchanged', 'Pinned by digest.', inspect.get('Image'),
+                                            image=reference)
+            elif (inspect.get('HostConfig') or {}).get('AutoRemove'):
+                decision['result'] = _entry(name, 'skipped', 'Started with --rm: Docker deletes it (and its anonymous '
+                                            'volumes) when it stops, so it cannot be kept as a backup; nothing was '
+                                            'changed.', inspect.get('Image'), image=reference)
+            else:
+                refs[name] = ref
+        if self.check_mode:
+            self._decide_from_registry(decisions, refs)
+        else:
+            self._decide_from_pull(decisions, refs)
+        return decisions
+
+    def _decide_from_registry(self, decisions, refs):
+        remote = lookup_remote_digests(self.api, [str(ref) for ref in refs.values()])
+        for name, ref in refs.items():
+            decision = decisions[name]
+            image = self._image(decision['old_image_id']) or {}
+            local = self._image(str(ref)) or {}
+            record = dict(repo_digests=image.get('RepoDigests') or [])
+            update, reason, digest, error = classify(ref, record, decision['old_image_id'], local.get('Id'),
+                                                     remote.get(str(ref)), True)
+            decision['new_image_id'] = local.get('Id') if local.get('Id') != decision['old_image_id'] else None
+            decision['remote_digest'] = digest
+            if update is None and error:
+                decision['result'] = _entry(name, 'failed', 'Cannot tell whether a newer image exists: registry error: '
+                                            '%s.' % error, decision['old_image_id'], image=decision['image'])
+            elif not update and not self.params['force']:
+                decision['result'] = _entry(name, 'unchanged', 'Already on the newest image (%s).' % reason,
+                                            decision['old_image_id'], decision['old_image_id'], decision['image'])
+
+    def _decide_from_pull(self, decisions, refs):
+        pulled = pull_all(self.api, list(refs.values()), self.params['pull'])
+        min_age = self.params['min_image_age_days']
+        now = time.time()
+        for name, ref in refs.items():
+            decision = decisions[name]
+            outcome = pulled[str(ref)]
+            if outcome.error and (outcome.image_id is None or self.params['pull'] == 'always'):
+                decision['result'] = _entry(name, 'failed', 'Nothing was changed: %s.' % outcome.error,
+                                            decision['old_image_id'], image=decision['image'])
+                continue
+            decision['new_image_id'] = outcome.image_id
+            if outcome.image_id == decision['old_image_id'] and not self.params['force']:
+                decision['result'] = _entry(name, 'unchanged', 'Already on the newest image.',
+                                            decision['old_image_id'], outcome.image_id, decision['image'])
+                continue
+            new_image = self._image(outcome.image_id)
+            decision['new_image'] = new_image
+            created = iso_to_epoch(new_image.get('Created'))
+            if min_age and outcome.image_id != decision['old_image_id'] and age_days(created, now) < min_age:
+                decision['result'] = _entry(
+                    name, 'deferred', 'The new image is %.1f days old; min_image_age_days is %d.'
+                    % (age_days(created, now), min_age), decision['old_image_id'], outcome.image_id, decision['image'])
+
+    def _image(self, reference):
+        try:
+            return self.api.inspect_image(reference)
+        except (DockerException, RequestException):
+            return None
+
+    def _swap_all(self, to_swap, summaries):
+        names_by_id = dict((s['Id'], (s.get('Names') or ['/'])[0].lstrip('/')) for s in summaries)
+        swapper = Swapper(self.api, self.journal, self.params['health_timeout'], self.params['stable_seconds'],
+                          self.params['rollback'], self.params['stop_timeout'], self.params['run_hooks'])
+        planned = dict((d['name'], d) for d in to_swap)
+        followers = self._followers(planned, names_by_id)
+        ordered = dependency_order([d['inspect'] for d in list(planned.values()) + followers], names_by_id)
+        results, renamed, broken = {}, {}, set()
+        for inspect in ordered:
+            name = _name(inspect)
+            decision = planned.get(name) or dict(name=name, inspect=inspect, image=inspect['Config'].get('Image'),
+                                                 old_image_id=inspect.get('Image'), follower=True)
+            blocked = self._blocked_by(inspect, names_by_id, broken)
+            if blocked:
+                results[name] = _entry(name, 'skipped', 'Not recreated because %s was not updated.' % blocked,
+                                       decision['old_image_id'], image=decision['image'])
+                continue
+            fresh = self.api.inspect_container(inspect['Id'])
+            old_image = self._image(fresh.get('Image')) or {'Id': fresh.get('Image'), 'Config': {}}
+            new_image = decision.get('new_image') or old_image
+            plan = plan_recreate(fresh, old_image, new_image, renamed)
+            outcome = swapper.swap(fresh, plan)
+            message = outcome.message
+            if decision.get('follower'):
+                message = 'Recreated on its own image to follow the containers it depends on. ' + message
+            results[name] = _entry(name, outcome.action, message, fresh.get('Image'),
+                                   new_image.get('Id') if outcome.action == 'updated' else None,
+                                   decision['image'], outcome.downtime, outcome.hooks)
+            if outcome.action == 'updated':
+                renamed[fresh['Id']] = outcome.new_id
+                renamed[backup_name(name)] = name
+            else:
+                broken.add(name)
+        return results
+
+    def _followers(self, planned, names_by_id):
+        """Containers outside the request that break when a planned one is recreated under them."""
+        others = [s for s in names_by_id if names_by_id[s] not in planned]
+        inspects = []
+        for container_id in others:
+            try:
+                inspects.append(self.api.inspect_container(container_id))
+            except (DockerException, RequestException):
+                continue
+        found, names = [], set(planned)
+        while True:
+            more = [i for i in hard_dependents(inspects, names_by_id, names) if _name(i) not in names]
+            if not more:
+                return found
+            for inspect in more:
+                names.add(_name(inspect))
+                found.append(dict(name=_name(inspect), inspect=inspect, image=inspect['Config'].get('Image'),
+                                  old_image_id=inspect.get('Image'), follower=True))
+
+    def _blocked_by(self, inspect, names_by_id, broken):
+        from ansible_collections.patchops.docker.plugins.module_utils.ordering import dependencies
+        for dep, hard in dependencies(inspect, names_by_id).items():
+            if hard and dep in broken:
+                return dep
+        return None
+
+    def _cleanup(self, containers):
+        if not self.params['cleanup']:
+            return
+        superseded = set(c['old_image_id'] for c in containers
+                         if c['action'] == 'updated' and c['old_image_id'] != c['new_image_id'])
+        in_use = set(s.get('ImageID') for s in self.api.containers(all=True))
+        for image_id in superseded - in_use:
+            try:
+                self.api.remove_image(image_id)
+            except (DockerException, RequestException):
+                continue  # still tagged elsewhere or used by a build cache: keep it
+
+    def _diff(self, containers):
+        changed = [c for c in containers if c['action'] == 'updated']
+        return dict(
+            before=dict((c['name'], dict(image=c['image'], image_id=c['old_image_id'])) for c in changed),
+            after=dict((c['name'], dict(image=c['image'], image_id=c['new_image_id'])) for c in changed),
+        )
+
+
+__all__ = ['Updater', 'ACTIONS', 'short_reason']

@@ -1,0 +1,263 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) patchops.docker contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: container_update
+short_description: Recreate containers on the newest image of their tag, keeping everything, health-gated
+version_added: 0.1.0
+description:
+  - Pulls the newest image for the tag each named container was created from and recreates the container on it
+    with exactly the configuration it had. The new container differs from the old one only in its image.
+  - Kept as they are, from the old container (B(what the user set)) - env, cmd, entrypoint, user, working
+    directory, hostname and domain name when set explicitly, labels, exposed ports, healthcheck, stop signal and
+    timeout, tty/stdin; the whole host configuration (binds, mounts, port bindings, restart policy, resources,
+    capabilities, devices, log configuration, security options, tmpfs, ulimits, sysctls, DNS, extra hosts, PID and
+    IPC modes, ...); every network with its aliases, static IPv4/IPv6 and MAC address; every volume, anonymous
+    volumes included, re-mounted by name so their data stays; the run state.
+  - Taken from the new image (B(what the old container only inherited)) - env entries, cmd, entrypoint, working
+    directory, user, labels, healthcheck, exposed ports, declared volumes and stop signal the old container had
+    only because the old image had them.
+  - "The swap, per container: pull first (no downtime while pulling); run the C(patchops.docker.pre-update) label's
+    command in the old container (a non-zero exit skips the container); write a journal entry under O(state_dir);
+    stop the old container; rename it to C(<name>.patchops-backup); create and start the new one under the name;
+    wait until it is healthy (or, without a healthcheck, running for O(stable_seconds)); remove the backup, never
+    its volumes; run the C(patchops.docker.post-update) label's command in the new container."
+  - Any failure after the stop restores the original container (same container ID) under its name and state, and
+    the container ends V(rolled_back). A run killed at any point is put right by the next run of this module,
+    reported under RV(recovered). Two runs on one host never interleave (a lock in O(state_dir)).
+  - Containers that depend on a recreated one - C(network_mode container:X), links, or the label
+    C(patchops.docker.depends-on) (comma-separated names) - are recreated after it. Containers that share its
+    network namespace or link to it are recreated too, on their own image, even when not named, since they
+    stop working otherwise.
+author:
+  - patchops.docker contributors
+extends_documentation_fragment:
+  - patchops.docker.docker
+attributes:
+  check_mode:
+    support: full
+    description: Pulls nothing and changes nothing; reports what would be updated from the registry digest.
+  diff_mode:
+    support: full
+    description: Shows the old and new image per recreated container.
+options:
+  containers:
+    description:
+      - Names or IDs (full or a unique prefix) of the containers to update. A name that matches no container
+        fails the module before anything is touched.
+    type: list
+    elements: str
+    required: true
+  pull:
+    description:
+      - V(always) pulls the tag and recreates when it names a newer image than the container runs.
+      - V(missing) pulls only when the tag is not on the host; otherwise recreates onto the local tag.
+      - V(never) never pulls; recreates onto the local tag when it names a newer image (for images rebuilt on the
+        host, for example by M(patchops.docker.image_rebuild)).
+    type: str
+    choices: [always, missing, never]
+    default: always
+  force:
+    description:
+      - Recreate even when the container already runs the newest image.
+    type: bool
+    default: false
+  min_image_age_days:
+    description:
+      - Defer a new image younger than this many days (the container ends V(deferred) and is not touched),
+        a cooldown against bad fresh releases. V(0) accepts every image.
+    type: int
+    default: 0
+  health_timeout:
+    description:
+      - Seconds the new container has to become healthy when its image or configuration has a healthcheck.
+    type: int
+    default: 120
+  stable_seconds:
+    description:
+      - Seconds a new container without a healthcheck must keep running, without a restart, to count as good.
+    type: int
+    default: 5
+  rollback:
+    description:
+      - Restore the original container when the new one fails its gate.
+      - With V(false) the failed new container is left under the name as it is, the original is kept, stopped,
+        as C(<name>.patchops-backup), and the container ends V(failed).
+    type: bool
+    default: true
+  stop_timeout:
+    description:
+      - Seconds to wait for the old container to stop before it is killed. By default the container's own stop
+        timeout applies (Docker's default is 10 seconds).
+    type: int
+  cleanup:
+    description:
+      - Remove the images this run superseded, once no container (running or not) uses them.
+    type: bool
+    default: false
+  run_hooks:
+    description:
+      - Run the commands of the C(patchops.docker.pre-update) and C(patchops.docker.post-update) labels.
+    type: bool
+    default: true
+  state_dir:
+    description:
+      - Directory on the managed node for the journal and the lock (created with mode 0700, files 0600).
+    type: path
+    default: /var/lib/patchops-docker
+notes:
+  - The module fails when any container ended V(rolled_back) or V(failed); it still returns every key.
+  - Compose - a container created by C(docker-compose) keeps its compose labels and still shows in
+    C(docker-compose ps). A later C(docker-compose up -d) compares the service's configuration hash label, which
+    is unchanged, and leaves the container alone; C(docker-compose pull && docker-compose up -d) would recreate it
+    the usual way.
+seealso:
+  - module: patchops.docker.image_age_info
+    description: Report which containers have a newer image waiting.
+'''
+
+EXAMPLES = r'''
+- name: Update two containers to the newest image of their tag
+  patchops.docker.container_update:
+    containers: [web, worker]
+  register: update
+
+- name: Show what would be updated, without pulling or changing anything
+  patchops.docker.container_update:
+    containers: [web, worker]
+  check_mode: true
+  diff: true
+
+- name: Update everything image_age_info found, with a cooldown and a strict health gate
+  patchops.docker.container_update:
+    containers: "{{ ages.containers | selectattr('update_available') | map(attribute='name') | list }}"
+    min_image_age_days: 3
+    health_timeout: 60
+    cleanup: true
+
+- name: Recreate containers on images rebuilt on the host
+  patchops.docker.container_update:
+    containers: [reports]
+    pull: never
+'''
+
+RETURN = r'''
+containers:
+  description: One entry per container, in the order they were handled (dependencies first).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The container's name.
+      type: str
+    action:
+      description: What happened.
+      type: str
+      choices: [updated, unchanged, deferred, rolled_back, failed, skipped]
+    image:
+      description: The image reference the container was created from (kept by the new container).
+      type: str
+    old_image_id:
+      description: The image the container ran before.
+      type: str
+    new_image_id:
+      description: The image it runs now (V(updated)), or the newer image found (V(unchanged), V(deferred)).
+      type: str
+    downtime_seconds:
+      description:
+        - Seconds from the start of the stop to the new container running, or healthy when it has a healthcheck.
+      type: float
+    message:
+      description: One or two sentences saying what happened and why.
+      type: str
+    pre_update:
+      description: The pre-update hook's command, exit code and output (last 4 KiB), when one ran.
+      type: dict
+      returned: when a pre-update hook ran
+    post_update:
+      description: The post-update hook's command, exit code and output (last 4 KiB), when one ran.
+      type: dict
+      returned: when a post-update hook ran
+summary:
+  description: How many containers ended with each action.
+  returned: always
+  type: dict
+  sample: {updated: 2, unchanged: 5, deferred: 0, rolled_back: 0, failed: 0, skipped: 0}
+recovered:
+  description: Containers of an interrupted earlier run that this run put right.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The container's name.
+      type: str
+    action:
+      description: V(restored) (the original container is back), V(completed) (the new one had passed its gate),
+        or V(failed).
+      type: str
+    message:
+      description: What was done.
+      type: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.patchops.docker.plugins.module_utils.client import (
+    DockerClient,
+    DockerException,
+    RequestException,
+    docker_argument_spec,
+    short_reason,
+)
+from ansible_collections.patchops.docker.plugins.module_utils.errors import PatchopsError
+from ansible_collections.patchops.docker.plugins.module_utils.updater import Updater, validate
+
+
+def argument_spec():
+    return docker_argument_spec(dict(
+        containers=dict(type='list', elements='str', required=True),
+        pull=dict(type='str', choices=['always', 'missing', 'never'], default='always'),
+        force=dict(type='bool', default=False),
+        min_image_age_days=dict(type='int', default=0),
+        health_timeout=dict(type='int', default=120),
+        stable_seconds=dict(type='int', default=5),
+        rollback=dict(type='bool', default=True),
+        stop_timeout=dict(type='int'),
+        cleanup=dict(type='bool', default=False),
+        run_hooks=dict(type='bool', default=True),
+        state_dir=dict(type='path', default='/var/lib/patchops-docker'),
+    ))
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    try:
+        validate(module.params)
+    except PatchopsError as exc:
+        module.fail_json(msg=str(exc))
+    client = DockerClient(module)
+    try:
+        result = Updater(client, module.params, check_mode=module.check_mode).run()
+    except PatchopsError as exc:
+        module.fail_json(msg=str(exc))
+    except (DockerException, RequestException) as exc:
+        module.fail_json(msg='Docker API error on %s: %s.' % (client.docker_host, short_reason(exc)))
+    if not module._diff:
+        result.pop('diff', None)
+    bad = [c['name'] for c in result['containers'] if c['action'] in ('rolled_back', 'failed')]
+    if bad:
+        module.fail_json(msg='%d of %d containers were not updated: %s.'
+                         % (len(bad), len(result['containers']), ', '.join(bad)), **result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# make bench: benchmark patchops.docker on the test sandbox.
+#
+# Brings the sandbox up when it is not running (and down again at the end only
+# then: others may be using it), links the collection where Ansible finds it,
+# and runs benchmarks/bench_image_age.py under .venv/core217, which prints the
+# table and writes it into docs/performance.md. Arguments go to the benchmark
+# (e.g. --runs 3, --no-docs). BENCH_PROFILE=1 also profiles one module run with
+# pyinstrument, installed into a throwaway venv under /tmp.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+python=$repo/.venv/core217/bin/python
+sandbox="python3 $repo/tests/sandbox/sandbox.py"
+
+[[ -x $python ]] || { echo "bench: $python is missing; run make venv" >&2; exit 1; }
+
+running=$($sandbox info | python3 -c 'import json,sys; r=json.load(sys.stdin)["running"]; print(int(r["engine"] and r["registry"]))')
+started=0
+if [[ $running != 1 ]]; then
+    $sandbox up >/dev/null
+    started=1
+fi
+status=0
+finish() {
+    if ((started)); then $sandbox down >/dev/null || { ((status != 0)) || status=$?; }; fi
+    if [[ -n ${profile_venv:-} ]]; then rm -rf "$profile_venv"; fi
+    exit $status
+}
+trap finish EXIT
+trap 'status=130; exit' INT TERM
+
+mkdir -p .build/collections/ansible_collections/patchops
+link=.build/collections/ansible_collections/patchops/docker
+if [[ ! -e $link/plugins ]]; then ln -sfn "$repo" "$link"; fi
+
+args=("$@")
+if [[ ${BENCH_PROFILE:-0} == 1 ]]; then
+    # pyinstrument beside the core217 packages, without touching that venv
+    profile_venv=$(mktemp -d /tmp/bench-pyinstrument.XXXXXX)
+    "$(readlink -f "$python")" -m venv "$profile_venv"
+    "$profile_venv/bin/pip" install -q pyinstrument
+    "$python" -c 'import site; print("\n".join(site.getsitepackages()))' \
+        >"$("$profile_venv/bin/python" -c 'import site; print(site.getsitepackages()[0])')/core217.pth"
+    args+=(--profile "$profile_venv/bin/python")
+fi
+
+"$python" benchmarks/bench_image_age.py "${args[@]}" || status=$?

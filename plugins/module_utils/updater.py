@@ -18,6 +18,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import time
+from collections import OrderedDict
 
 from ansible_collections.patchops.docker.plugins.module_utils.errors import InvalidOption
 from ansible_collections.patchops.docker.plugins.module_utils.client import (
@@ -91,18 +92,21 @@ class Updater(object):
         selected = select_containers(summaries, self.params['containers'], self.client.docker_host)
         inspects = [self.api.inspect_container(summary['Id']) for summary in selected]
         decisions = self._decide(inspects)
-        results = dict((name, decision['result']) for name, decision in decisions.items() if 'result' in decision)
         to_swap = [decision for decision in decisions.values() if 'result' not in decision]
+        results = OrderedDict()
         if self.check_mode:
             for decision in to_swap:
-                results[decision['name']] = _entry(
+                entry = results[decision['name']] = _entry(
                     decision['name'], 'updated', 'Would be recreated on the newer image (check mode).',
                     decision['old_image_id'], decision.get('new_image_id'), decision['image'])
+                entry['remote_digest'] = decision.get('remote_digest')
         else:
             results.update(self._swap_all(to_swap, summaries))
-        containers = [results[_name(inspect)] for inspect in inspects]
-        containers += [entry for name, entry in sorted(results.items())
-                       if name not in set(_name(inspect) for inspect in inspects)]
+        for name, decision in decisions.items():
+            if 'result' in decision:
+                results[name] = decision['result']
+        # Dependencies first (the order the swaps ran in), then the containers left alone.
+        containers = list(results.values())
         if not self.check_mode:
             self._cleanup(containers)
             self.journal.record_run([dict(name=c['name'], old_image_id=c['old_image_id'],
@@ -210,12 +214,17 @@ class Updater(object):
                 continue
             fresh = self.api.inspect_container(inspect['Id'])
             old_image = self._image(fresh.get('Image')) or {'Id': fresh.get('Image'), 'Config': {}}
-            new_image = decision.get('new_image') or old_image
+            if decision.get('follower'):
+                # Created again from the reference it was made from: whatever that names on the host now.
+                new_image = self._image(decision['image']) or old_image
+            else:
+                new_image = decision.get('new_image') or old_image
             plan = plan_recreate(fresh, old_image, new_image, renamed)
             outcome = swapper.swap(fresh, plan)
             message = outcome.message
             if decision.get('follower'):
-                message = 'Recreated on its own image to follow the containers it depends on. ' + message
+                message = ('Recreated because it shares the network namespace of, or links to, a recreated '
+                           'container. ' + message)
             results[name] = _entry(name, outcome.action, message, fresh.get('Image'),
                                    new_image.get('Id') if outcome.action == 'updated' else None,
                                    decision['image'], outcome.downtime, outcome.hooks)
@@ -266,9 +275,14 @@ class Updater(object):
 
     def _diff(self, containers):
         changed = [c for c in containers if c['action'] == 'updated']
+        after = {}
+        for c in changed:
+            after[c['name']] = dict(image=c['image'], image_id=c['new_image_id'])
+            if c.get('remote_digest'):
+                after[c['name']]['registry_digest'] = c['remote_digest']
         return dict(
             before=dict((c['name'], dict(image=c['image'], image_id=c['old_image_id'])) for c in changed),
-            after=dict((c['name'], dict(image=c['image'], image_id=c['new_image_id'])) for c in changed),
+            after=after,
         )
 
 

@@ -36,7 +36,7 @@ description:
     network namespace or link to it are recreated too, on their own image, even when not named, since they
     stop working otherwise.
 author:
-  - patchops.docker contributors
+  - patchops.docker maintainers (@patchops)
 extends_documentation_fragment:
   - patchops.docker.docker
 attributes:

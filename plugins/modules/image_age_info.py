@@ -19,7 +19,7 @@ description:
     (RV(containers[].update_available=null)); the module still succeeds.
   - Read-only; it never changes anything and never reports C(changed).
 author:
-  - patchops.docker contributors
+  - patchops.docker maintainers (@patchops)
 extends_documentation_fragment:
   - patchops.docker.docker
 attributes:

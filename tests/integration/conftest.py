@@ -56,11 +56,11 @@ def run_module(module, args=None, check=False, diff=False, python=None, env=None
     full_env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_DEPRECATION_WARNINGS='0',
                     ANSIBLE_LOCALHOST_WARNING='0', ANSIBLE_INVENTORY_UNPARSED_WARNING='0')
     full_env.update(env or {})
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=600, check=False)
     match = _RESULT_START.search(proc.stdout)
     if not match:
         raise AssertionError('no module result in output:\n%s\n%s' % (proc.stdout, proc.stderr))
-    data, _ = json.JSONDecoder().raw_decode(proc.stdout[match.end():])
+    data = json.JSONDecoder().raw_decode(proc.stdout[match.end():])[0]
     return ModuleRun(data, match.group(1), proc.stdout, proc.stderr, proc.returncode)
 
 
@@ -73,7 +73,7 @@ def run_playbook(playbook, extra_vars=None, check=False, env=None):
         cmd.append('--check')
     full_env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_LOCALHOST_WARNING='0')
     full_env.update(env or {})
-    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=900)
+    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=900, check=False)
 
 
 @pytest.fixture(scope='session')

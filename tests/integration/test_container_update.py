@@ -1,0 +1,359 @@
+"""patchops.docker.container_update against the real sandbox engine and registry."""
+import json
+import os
+import signal
+import stat
+import subprocess
+import time
+
+import pytest
+
+from conftest import SLEEPER, run_module, sandbox, target_python
+
+FAST = dict(stable_seconds=1, health_timeout=20)
+
+
+@pytest.fixture
+def repo(sb, unique):
+    return '%s/itest/upd-%s' % (sb['registry'], unique)
+
+
+@pytest.fixture
+def state_dir(tmp_path):
+    return str(tmp_path / 'state')
+
+
+def inspect(name):
+    return json.loads(sandbox.docker('inspect', name))[0]
+
+
+def update(docker_host, state_dir, names, check=False, diff=False, **options):
+    args = dict(FAST, docker_host=docker_host, containers=list(names), state_dir=state_dir)
+    args.update(options)
+    return run_module('container_update', args, check=check, diff=diff)
+
+
+def by_name(result):
+    return dict((entry['name'], entry) for entry in result['containers'])
+
+
+def names_like(prefix):
+    return sorted(n for n in sandbox.docker('ps', '-a', '--format', '{{.Names}}').split() if n.startswith(prefix))
+
+
+def test_update_keeps_the_container_and_takes_what_the_new_image_brings(docker_host, state_dir, containers, repo,
+                                                                         unique):
+    sandbox.publish(repo + ':1', cmd=SLEEPER, env={'MODE': 'old', 'KEEP': 'image'}, labels={'tier': 'old'},
+                    volumes=['/data'])
+    name = containers.run('keep-' + unique, repo + ':1', '-e', 'KEEP=user', '-e', 'SECRET_TOKEN=hunter2',
+                          '--label', 'owner=ops', '-p', '127.0.0.1::8080', '--restart', 'unless-stopped')
+    sandbox.docker('exec', name, 'sh', '-c', 'echo precious > /data/file')
+    before = inspect(name)
+    newer = sandbox.publish(repo + ':1', cmd=SLEEPER, env={'MODE': 'new', 'KEEP': 'image'}, labels={'tier': 'new'},
+                            volumes=['/data'])
+
+    result = update(docker_host, state_dir, [name], diff=True)
+
+    assert not result.failed, result
+    assert result['changed'] is True
+    entry = by_name(result)[name]
+    assert entry['action'] == 'updated'
+    assert entry['new_image_id'] == newer['id'] and entry['old_image_id'] == before['Image']
+    assert 0 < entry['downtime_seconds'] < 10
+    after = inspect(name)
+    assert after['Id'] != before['Id'] and after['State']['Running']
+    env = dict(e.split('=', 1) for e in after['Config']['Env'])
+    assert env['KEEP'] == 'user' and env['SECRET_TOKEN'] == 'hunter2' and env['MODE'] == 'new'
+    assert after['Config']['Labels']['owner'] == 'ops' and after['Config']['Labels']['tier'] == 'new'
+    assert after['HostConfig']['RestartPolicy'] == before['HostConfig']['RestartPolicy']
+    assert after['HostConfig']['PortBindings'] == before['HostConfig']['PortBindings']
+    assert sandbox.docker('exec', name, 'cat', '/data/file').strip() == 'precious'
+    assert names_like('keep-' + unique) == [name], 'the backup is gone'
+    assert 'hunter2' not in result.stdout + result.stderr
+    # Ansible prints the diff (and takes it out of the JSON): old image -> new image.
+    diff_lines = result.stdout.splitlines()
+    assert any(line.startswith('-') and before['Image'] in line for line in diff_lines), result.stdout
+    assert any(line.startswith('+') and newer['id'] in line for line in diff_lines), result.stdout
+
+
+def test_second_run_is_unchanged(docker_host, state_dir, containers, repo, unique):
+    sandbox.publish(repo + ':1', cmd=SLEEPER)
+    name = containers.run('idem-' + unique, repo + ':1')
+    sandbox.publish(repo + ':1', cmd=SLEEPER, labels={'v': '2'})
+    assert update(docker_host, state_dir, [name])['summary']['updated'] == 1
+    container_id = inspect(name)['Id']
+
+    second = update(docker_host, state_dir, [name])
+
+    assert second['changed'] is False
+    assert by_name(second)[name]['action'] == 'unchanged'
+    assert inspect(name)['Id'] == container_id
+
+
+def test_check_mode_pulls_nothing_and_changes_nothing(docker_host, state_dir, containers, repo, unique):
+    sandbox.publish(repo + ':1', cmd=SLEEPER)
+    name = containers.run('check-' + unique, repo + ':1')
+    newer = sandbox.publish(repo + ':1', cmd=SLEEPER, labels={'v': '2'})
+    before = inspect(name)
+    local_before = json.loads(sandbox.docker('image', 'inspect', repo + ':1'))[0]['Id']
+
+    result = update(docker_host, state_dir, [name], check=True, diff=True)
+
+    assert not result.failed, result
+    assert result['changed'] is True
+    assert by_name(result)[name]['action'] == 'updated'
+    assert 'check mode' in by_name(result)[name]['message']
+    assert inspect(name)['Id'] == before['Id']
+    assert json.loads(sandbox.docker('image', 'inspect', repo + ':1'))[0]['Id'] == local_before != newer['id']
+    assert not os.path.exists(state_dir), 'check mode writes no journal'
+    diff_lines = result.stdout.splitlines()
+    assert any(line.startswith('-') and before['Image'] in line for line in diff_lines), result.stdout
+    assert any(line.startswith('+') and newer['digest'] in line for line in diff_lines), result.stdout
+
+
+@pytest.mark.parametrize('kind, image_options, message', [
+    ('unhealthy', dict(healthcheck={'test': 'exit 1', 'interval': 1, 'timeout': 1, 'retries': 1}),
+     'The new container is unhealthy'),
+    ('exits', dict(cmd=['sh', '-c', 'exit 3']), 'The new container exited with code 3'),
+    ('slow', dict(healthcheck={'test': 'true', 'interval': 60, 'start_period': 60}),
+     'The new container was not healthy within 3 s'),
+])
+def test_bad_new_image_rolls_back_to_the_same_container(docker_host, state_dir, containers, repo, unique,
+                                                        kind, image_options, message):
+    sandbox.publish(repo + ':1', cmd=SLEEPER, volumes=['/data'])
+    name = containers.run('bad-%s-%s' % (kind, unique), repo + ':1')
+    sandbox.docker('exec', name, 'sh', '-c', 'echo precious > /data/file')
+    original = inspect(name)
+    options = dict(cmd=SLEEPER)
+    options.update(image_options)
+    sandbox.publish(repo + ':1', labels={'v': 'broken'}, **options)
+
+    result = update(docker_host, state_dir, [name], health_timeout=3)
+
+    assert result.failed
+    assert result['msg'] == '1 of 1 containers were not updated: %s.' % name
+    entry = by_name(result)[name]
+    assert entry['action'] == 'rolled_back'
+    assert entry['message'].startswith(message), entry['message']
+    assert entry['message'].endswith('The original container is running again.')
+    restored = inspect(name)
+    assert restored['Id'] == original['Id'] and restored['State']['Running']
+    assert sandbox.docker('exec', name, 'cat', '/data/file').strip() == 'precious'
+    assert names_like('bad-%s-%s' % (kind, unique)) == [name]
+    assert result['summary']['rolled_back'] == 1
+    assert os.listdir(os.path.join(state_dir, 'journal')) == []
+
+
+def test_without_rollback_the_failed_container_and_the_backup_are_left(docker_host, state_dir, containers, repo,
+                                                                        unique):
+    sandbox.publish(repo + ':1', cmd=SLEEPER)
+    name = containers.run('norb-' + unique, repo + ':1')
+    containers.names.append(name + '.patchops-backup')
+    original = inspect(name)
+    sandbox.publish(repo + ':1', cmd=['sh', '-c', 'exit 3'])
+
+    result = update(docker_host, state_dir, [name], rollback=False)
+
+    assert result.failed
+    entry = by_name(result)[name]
+    assert entry['action'] == 'failed'
+    assert name + '.patchops-backup' in entry['message']
+    assert inspect(name + '.patchops-backup')['Id'] == original['Id']
+    assert inspect(name)['Id'] != original['Id']
+
+
+def test_dependents_are_recreated_after_what_they_depend_on_and_work(docker_host, state_dir, containers, repo,
+                                                                      unique):
+    sandbox.publish(repo + ':1', cmd=SLEEPER)
+    net = 'net-' + unique
+    sandbox.docker('network', 'create', net)
+    try:
+        db = containers.run('db-' + unique, repo + ':1', '--network', net)
+        sidecar = containers.run('side-' + unique, repo + ':1', '--network', 'container:' + db)
+        app = containers.run('app-' + unique, repo + ':1', '--network', net,
+                             '--label', 'patchops.docker.depends-on=' + db)
+        sandbox.publish(repo + ':1', cmd=SLEEPER, labels={'v': '2'})
+
+        # Asked in the "wrong" order, and without the sidecar: it must follow db anyway.
+        result = update(docker_host, state_dir, [app, db])
+
+        assert not result.failed, result
+        order = [entry['name'] for entry in result['containers']]
+        assert order.index(db) < order.index(app)
+        assert order.index(db) < order.index(sidecar)
+        assert by_name(result)[sidecar]['action'] == 'updated'
+        new_db = inspect(db)
+        side = inspect(sidecar)
+        assert side['HostConfig']['NetworkMode'] == 'container:' + new_db['Id']
+        assert side['State']['Running']
+        # The sidecar shares db's network namespace again.
+        assert sandbox.docker('exec', sidecar, 'hostname').strip() == sandbox.docker('exec', db, 'hostname').strip()
+    finally:
+        containers.cleanup()
+        containers.names = []
+        sandbox.docker('network', 'rm', net, check=False)
+
+
+def test_hooks_run_and_a_failing_pre_update_hook_skips(docker_host, state_dir, containers, repo, unique):
+    sandbox.publish(repo + ':1', cmd=SLEEPER)
+    ok = containers.run('hook-ok-' + unique, repo + ':1',
+                        '--label', 'patchops.docker.pre-update=echo draining',
+                        '--label', 'patchops.docker.post-update=echo warmed up; hostname')
+    veto = containers.run('hook-veto-' + unique, repo + ':1',
+                          '--label', 'patchops.docker.pre-update=echo busy; exit 4')
+    veto_id = inspect(veto)['Id']
+    sandbox.publish(repo + ':1', cmd=SLEEPER, labels={'v': '2'})
+
+    result = update(docker_host, state_dir, [ok, veto])
+
+    entries = by_name(result)
+    assert entries[ok]['action'] == 'updated'
+    assert entries[ok]['pre_update'] == {'command': 'echo draining', 'exit_code': 0, 'output': 'draining'}
+    assert entries[ok]['post_update']['output'].startswith('warmed up')
+    assert entries[veto]['action'] == 'skipped'
+    assert entries[veto]['pre_update']['exit_code'] == 4 and entries[veto]['pre_update']['output'] == 'busy'
+    assert inspect(veto)['Id'] == veto_id
+    assert not result.failed, 'a veto is not a failure'
+
+
+def test_pull_policies(docker_host, state_dir, containers, repo, unique):
+    sandbox.publish(repo + ':1', cmd=SLEEPER)
+    name = containers.run('pull-' + unique, repo + ':1')
+    sandbox.publish(repo + ':1', cmd=SLEEPER, labels={'v': '2'})
+
+    never = update(docker_host, state_dir, [name], pull='never')
+    missing = update(docker_host, state_dir, [name], pull='missing')
+    assert by_name(never)[name]['action'] == 'unchanged'
+    assert by_name(missing)[name]['action'] == 'unchanged', 'the tag is on the host, so missing does not pull'
+
+    sandbox.docker('pull', repo + ':1')  # the tag moves on the host (as after a local build)
+    never_again = update(docker_host, state_dir, [name], pull='never')
+    assert by_name(never_again)[name]['action'] == 'updated'
+
+
+def test_min_image_age_defers_fresh_images_and_accepts_older_ones(docker_host, state_dir, containers, repo, unique):
+    sandbox.publish(repo + ':1', cmd=SLEEPER)
+    sandbox.publish(repo + ':2', cmd=SLEEPER)
+    fresh = containers.run('fresh-' + unique, repo + ':1')
+    seasoned = containers.run('seasoned-' + unique, repo + ':2')
+    sandbox.publish(repo + ':1', cmd=SLEEPER, labels={'v': 'today'})
+    sandbox.aged(repo + ':2', 10, cmd=SLEEPER, labels={'v': 'ten days'}, push=True)
+    fresh_id = inspect(fresh)['Id']
+
+    result = update(docker_host, state_dir, [fresh, seasoned], min_image_age_days=5)
+
+    entries = by_name(result)
+    assert entries[fresh]['action'] == 'deferred'
+    assert 'min_image_age_days is 5' in entries[fresh]['message']
+    assert inspect(fresh)['Id'] == fresh_id
+    assert entries[seasoned]['action'] == 'updated'
+
+
+def test_cleanup_removes_a_superseded_image_only_when_unused(docker_host, state_dir, containers, repo, unique):
+    sandbox.publish(repo + ':1', cmd=SLEEPER)
+    sandbox.publish(repo + ':2', cmd=SLEEPER)
+    alone = containers.run('alone-' + unique, repo + ':1')
+    shared_a = containers.run('shared-a-' + unique, repo + ':2')
+    containers.run('shared-b-' + unique, repo + ':2')
+    alone_old = inspect(alone)['Image']
+    shared_old = inspect(shared_a)['Image']
+    sandbox.publish(repo + ':1', cmd=SLEEPER, labels={'v': '2'})
+    sandbox.publish(repo + ':2', cmd=SLEEPER, labels={'v': '2'})
+
+    update(docker_host, state_dir, [alone, shared_a], cleanup=True)
+
+    images = sandbox.docker('images', '-q', '--no-trunc').split()
+    assert alone_old not in images
+    assert shared_old in images, 'shared-b still runs it'
+
+
+def test_unknown_container_fails_before_anything_is_touched(docker_host, state_dir, containers, repo, unique):
+    sandbox.publish(repo + ':1', cmd=SLEEPER)
+    name = containers.run('known-' + unique, repo + ':1')
+    sandbox.publish(repo + ':1', cmd=SLEEPER, labels={'v': '2'})
+    container_id = inspect(name)['Id']
+
+    result = update(docker_host, state_dir, [name, 'ghost-' + unique])
+
+    assert result.failed
+    assert result['msg'] == "Container 'ghost-%s' not found on %s." % (unique, docker_host)
+    assert inspect(name)['Id'] == container_id
+
+
+@pytest.mark.parametrize('point', ['stopped', 'renamed', 'created', 'started'])
+def test_a_run_killed_mid_swap_is_put_right_by_the_next(docker_host, state_dir, containers, repo, unique, point):
+    sandbox.publish(repo + ':1', cmd=SLEEPER, volumes=['/data'])
+    name = containers.run('crash-%s-%s' % (point, unique), repo + ':1', '-e', 'DB_PASSWORD=swordfish')
+    containers.names.append(name + '.patchops-backup')
+    sandbox.docker('exec', name, 'sh', '-c', 'echo precious > /data/file')
+    sandbox.publish(repo + ':1', cmd=SLEEPER, volumes=['/data'], labels={'v': '2'})
+    args = dict(FAST, docker_host=docker_host, containers=[name], state_dir=state_dir)
+    cmd = ['ansible', 'localhost', '-c', 'local', '-i', 'localhost,', '-e',
+           'ansible_python_interpreter=%s' % target_python(), '-m', 'patchops.docker.container_update',
+           '-a', json.dumps(args)]
+    env = dict(os.environ, PATCHOPS_DOCKER_TEST_PAUSE_AT=point)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    journal = os.path.join(state_dir, 'journal')
+    wanted_stage = {'stopped': 'stopping', 'renamed': 'renamed', 'created': 'created', 'started': 'created'}[point]
+    deadline = time.time() + 60
+    entry = None
+    while time.time() < deadline:
+        files = os.listdir(journal) if os.path.isdir(journal) else []
+        if files:
+            with open(os.path.join(journal, files[0])) as handle:
+                try:
+                    entry = json.load(handle)
+                except ValueError:
+                    entry = None
+            if entry and entry['stage'] == wanted_stage:
+                if point != 'started' or inspect(name)['State']['Running']:
+                    if point != 'stopped' or not inspect(name)['State']['Running']:
+                        break
+        time.sleep(0.2)
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise AssertionError('the run never reached %s: %s' % (point, entry))
+    time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    # What a non-root user could read of the journal: nothing, and it holds no environment values.
+    assert stat.S_IMODE(os.stat(state_dir).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(journal).st_mode) == 0o700
+    for file_name in os.listdir(journal):
+        path = os.path.join(journal, file_name)
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        with open(path) as handle:
+            assert 'swordfish' not in handle.read()
+
+    result = update(docker_host, state_dir, [name])
+
+    assert not result.failed, result
+    assert [r['name'] for r in result['recovered']] == [name]
+    assert result['recovered'][0]['action'] == 'restored'
+    assert by_name(result)[name]['action'] == 'updated'
+    assert names_like('crash-%s-%s' % (point, unique)) == [name]
+    assert inspect(name)['State']['Running']
+    assert sandbox.docker('exec', name, 'cat', '/data/file').strip() == 'precious'
+
+
+def test_two_runs_at_once_do_not_interleave(docker_host, state_dir, containers, repo, unique):
+    sandbox.publish(repo + ':1', cmd=SLEEPER)
+    names = [containers.run('twin-%d-%s' % (i, unique), repo + ':1') for i in range(2)]
+    sandbox.publish(repo + ':1', cmd=SLEEPER, labels={'v': '2'})
+    args = dict(docker_host=docker_host, containers=names, state_dir=state_dir, stable_seconds=2)
+    cmd = ['ansible', 'localhost', '-c', 'local', '-i', 'localhost,', '-e',
+           'ansible_python_interpreter=%s' % target_python(), '-m', 'patchops.docker.container_update',
+           '-a', json.dumps(args)]
+    env = dict(os.environ, ANSIBLE_NOCOLOR='1')
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    second = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    outputs = [p.communicate(timeout=300)[0] for p in (first, second)]
+
+    actions = sorted(out.count('"action": "updated"') for out in outputs)
+    assert actions == [0, 2], outputs
+    assert sum(out.count('"action": "unchanged"') for out in outputs) == 2
+    for name in names:
+        assert names_like(name) == [name]
+        assert inspect(name)['State']['Running']

@@ -30,6 +30,8 @@ from ansible_collections.patchops.docker.plugins.module_utils.hooks import (
     run_hook,
 )
 from ansible_collections.patchops.docker.plugins.module_utils.journal import (
+    Journal,
+    LockTimeout,
     STAGE_CREATED,
     STAGE_HEALTHY,
     STAGE_RENAMED,
@@ -202,3 +204,24 @@ def recover(api, journal):
         recovered.append(result)
     return recovered
 
+
+
+def recover_if_idle(api, state_dir):
+    """Recover leftovers of a killed run, unless another run holds the lock (its entries are live).
+
+    For read-only callers: creates nothing when there is no journal.
+    """
+    journal = Journal(state_dir)
+    try:
+        if not journal.leftovers():
+            return []
+    except OSError:
+        return []  # not ours to read (another user's state_dir)
+    try:
+        journal.lock(0)
+    except (LockTimeout, OSError):
+        return []
+    try:
+        return recover(api, journal)
+    finally:
+        journal.unlock()

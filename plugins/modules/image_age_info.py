@@ -17,7 +17,8 @@ description:
   - Each distinct image reference is looked up in its registry once, through the Docker daemon, with up to
     O(concurrency) look-ups at a time. A registry that fails marks only its own containers as unknown
     (RV(containers[].update_available=null)); the module still succeeds.
-  - Read-only; it never changes anything and never reports C(changed).
+  - Read-only, with one exception - a swap left half-done by a killed M(patchops.docker.container_update) run is
+    undone first (see O(state_dir)); only then does the module report C(changed).
 author:
   - patchops.docker maintainers (@patchops)
 extends_documentation_fragment:
@@ -73,6 +74,13 @@ options:
       - How many registry look-ups run at the same time.
     type: int
     default: 8
+  state_dir:
+    description:
+      - The directory where M(patchops.docker.container_update) keeps its journal on the managed node.
+      - When a container_update run was killed in the middle of a swap, this module puts the container back
+        first (RV(recovered)) unless another run holds the lock. It never creates the directory.
+    type: path
+    default: /var/lib/patchops-docker
   query:
     description:
       - A JMESPath expression evaluated over the RV(containers) list; its value is returned as RV(selected).
@@ -279,6 +287,13 @@ selected:
   description: The value of O(query) evaluated over RV(containers).
   returned: when O(query) is set
   type: raw
+recovered:
+  description:
+    - Containers of an interrupted M(patchops.docker.container_update) run that this run put back, as
+      M(patchops.docker.container_update) reports them. Usually empty.
+  returned: always
+  type: list
+  elements: dict
 '''
 
 import time
@@ -302,6 +317,7 @@ from ansible_collections.patchops.docker.plugins.module_utils.image_age import (
 from ansible_collections.patchops.docker.plugins.module_utils.inventory import HostInventory
 from ansible_collections.patchops.docker.plugins.module_utils.query import compile_query
 from ansible_collections.patchops.docker.plugins.module_utils.registry import lookup_remote_digests
+from ansible_collections.patchops.docker.plugins.module_utils.swap import recover_if_idle
 
 
 def argument_spec():
@@ -313,6 +329,7 @@ def argument_spec():
         max_age_days_exposed=dict(type='int', default=7),
         include_unused_images=dict(type='bool', default=False),
         concurrency=dict(type='int', default=8),
+        state_dir=dict(type='path', default='/var/lib/patchops-docker'),
         query=dict(type='str'),
     ))
 
@@ -326,7 +343,8 @@ def validate(params):
         raise PatchopsError('concurrency must be 1 or more, not %d.' % params['concurrency'])
 
 
-def run(client, params, query):
+def run(client, params, query, check_mode=False):
+    recovered = [] if check_mode else recover_if_idle(client.api, params['state_dir'])
     inventory = HostInventory(client.api, client.docker_host)
     records = inventory.containers(params['containers'], params['include_stopped'])
     images = inventory.images()
@@ -347,6 +365,7 @@ def run(client, params, query):
         images=summarize_images(containers, images, local_tags, now, params['max_age_days'],
                                 params['include_unused_images']),
         summary=summarize(containers),
+        recovered=recovered,
     )
     if query is not None:
         result['selected'] = query(containers)
@@ -362,12 +381,12 @@ def main():
         module.fail_json(msg=str(exc))
     client = DockerClient(module)
     try:
-        result = run(client, module.params, query)
+        result = run(client, module.params, query, module.check_mode)
     except PatchopsError as exc:
         module.fail_json(msg=str(exc))
     except (DockerException, RequestException) as exc:
         module.fail_json(msg='Docker API error on %s: %s.' % (client.docker_host, short_reason(exc)))
-    module.exit_json(changed=False, **result)
+    module.exit_json(changed=any(r['action'] != 'failed' for r in result['recovered']), **result)
 
 
 if __name__ == '__main__':

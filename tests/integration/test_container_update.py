@@ -41,8 +41,8 @@ def names_like(prefix):
     return sorted(n for n in sandbox.docker('ps', '-a', '--format', '{{.Names}}').split() if n.startswith(prefix))
 
 
-def test_update_keeps_the_container_and_takes_what_the_new_image_brings(docker_host, state_dir, containers, repo,
-                                                                         unique):
+def test_update_keeps_the_container_and_takes_what_the_new_image_brings(
+        docker_host, state_dir, containers, repo, unique):
     sandbox.publish(repo + ':1', cmd=SLEEPER, env={'MODE': 'old', 'KEEP': 'image'}, labels={'tier': 'old'},
                     volumes=['/data'])
     name = containers.run('keep-' + unique, repo + ':1', '-e', 'KEEP=user', '-e', 'SECRET_TOKEN=hunter2',
@@ -118,8 +118,8 @@ def test_check_mode_pulls_nothing_and_changes_nothing(docker_host, state_dir, co
     ('slow', dict(healthcheck={'test': 'true', 'interval': 60, 'start_period': 60}),
      'The new container was not healthy within 3 s'),
 ])
-def test_bad_new_image_rolls_back_to_the_same_container(docker_host, state_dir, containers, repo, unique,
-                                                        kind, image_options, message):
+def test_bad_new_image_rolls_back_to_the_same_container(
+        docker_host, state_dir, containers, repo, unique, kind, image_options, message):
     sandbox.publish(repo + ':1', cmd=SLEEPER, volumes=['/data'])
     name = containers.run('bad-%s-%s' % (kind, unique), repo + ':1')
     sandbox.docker('exec', name, 'sh', '-c', 'echo precious > /data/file')
@@ -144,8 +144,8 @@ def test_bad_new_image_rolls_back_to_the_same_container(docker_host, state_dir, 
     assert os.listdir(os.path.join(state_dir, 'journal')) == []
 
 
-def test_without_rollback_the_failed_container_and_the_backup_are_left(docker_host, state_dir, containers, repo,
-                                                                        unique):
+def test_without_rollback_the_failed_container_and_the_backup_are_left(
+        docker_host, state_dir, containers, repo, unique):
     sandbox.publish(repo + ':1', cmd=SLEEPER)
     name = containers.run('norb-' + unique, repo + ':1')
     containers.names.append(name + '.patchops-backup')
@@ -162,8 +162,8 @@ def test_without_rollback_the_failed_container_and_the_backup_are_left(docker_ho
     assert inspect(name)['Id'] != original['Id']
 
 
-def test_dependents_are_recreated_after_what_they_depend_on_and_work(docker_host, state_dir, containers, repo,
-                                                                      unique):
+def test_dependents_are_recreated_after_what_they_depend_on_and_work(
+        docker_host, state_dir, containers, repo, unique):
     sandbox.publish(repo + ':1', cmd=SLEEPER)
     net = 'net-' + unique
     sandbox.docker('network', 'create', net)
@@ -280,13 +280,8 @@ def test_unknown_container_fails_before_anything_is_touched(docker_host, state_d
     assert inspect(name)['Id'] == container_id
 
 
-@pytest.mark.parametrize('point', ['stopped', 'renamed', 'created', 'started'])
-def test_a_run_killed_mid_swap_is_put_right_by_the_next(docker_host, state_dir, containers, repo, unique, point):
-    sandbox.publish(repo + ':1', cmd=SLEEPER, volumes=['/data'])
-    name = containers.run('crash-%s-%s' % (point, unique), repo + ':1', '-e', 'DB_PASSWORD=swordfish')
-    containers.names.append(name + '.patchops-backup')
-    sandbox.docker('exec', name, 'sh', '-c', 'echo precious > /data/file')
-    sandbox.publish(repo + ':1', cmd=SLEEPER, volumes=['/data'], labels={'v': '2'})
+def start_and_kill_at(point, docker_host, state_dir, name):
+    """Start a container_update run that pauses at ``point`` of the swap, and SIGKILL it there."""
     args = dict(FAST, docker_host=docker_host, containers=[name], state_dir=state_dir)
     cmd = ['ansible', 'localhost', '-c', 'local', '-i', 'localhost,', '-e',
            'ansible_python_interpreter=%s' % target_python(), '-m', 'patchops.docker.container_update',
@@ -296,29 +291,47 @@ def test_a_run_killed_mid_swap_is_put_right_by_the_next(docker_host, state_dir, 
                             start_new_session=True)
     journal = os.path.join(state_dir, 'journal')
     wanted_stage = {'stopped': 'stopping', 'renamed': 'renamed', 'created': 'created', 'started': 'created'}[point]
-    deadline = time.time() + 60
-    entry = None
-    while time.time() < deadline:
+
+    def reached():
         files = os.listdir(journal) if os.path.isdir(journal) else []
-        if files:
+        if not files:
+            return False
+        try:
             with open(os.path.join(journal, files[0])) as handle:
-                try:
-                    entry = json.load(handle)
-                except ValueError:
-                    entry = None
-            if entry and entry['stage'] == wanted_stage:
-                if point != 'started' or inspect(name)['State']['Running']:
-                    if point != 'stopped' or not inspect(name)['State']['Running']:
-                        break
+                entry = json.load(handle)
+        except ValueError:
+            return False
+        if entry['stage'] != wanted_stage:
+            return False
+        if point == 'stopped':
+            return not inspect(name)['State']['Running']
+        if point == 'started':
+            return inspect(name)['State']['Running']
+        return True
+
+    deadline = time.time() + 60
+    while not reached():
+        if time.time() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise AssertionError('the run never reached %s' % point)
         time.sleep(0.2)
-    else:
-        os.killpg(proc.pid, signal.SIGKILL)
-        raise AssertionError('the run never reached %s: %s' % (point, entry))
     time.sleep(0.3)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
+
+@pytest.mark.parametrize('point', ['stopped', 'renamed', 'created', 'started'])
+def test_a_run_killed_mid_swap_is_put_right_by_the_next(docker_host, state_dir, containers, repo, unique, point):
+    sandbox.publish(repo + ':1', cmd=SLEEPER, volumes=['/data'])
+    name = containers.run('crash-%s-%s' % (point, unique), repo + ':1', '-e', 'DB_PASSWORD=swordfish')
+    containers.names.append(name + '.patchops-backup')
+    sandbox.docker('exec', name, 'sh', '-c', 'echo precious > /data/file')
+    sandbox.publish(repo + ':1', cmd=SLEEPER, volumes=['/data'], labels={'v': '2'})
+
+    start_and_kill_at(point, docker_host, state_dir, name)
+
     # What a non-root user could read of the journal: nothing, and it holds no environment values.
+    journal = os.path.join(state_dir, 'journal')
     assert stat.S_IMODE(os.stat(state_dir).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(journal).st_mode) == 0o700
     for file_name in os.listdir(journal):
@@ -336,6 +349,24 @@ def test_a_run_killed_mid_swap_is_put_right_by_the_next(docker_host, state_dir, 
     assert names_like('crash-%s-%s' % (point, unique)) == [name]
     assert inspect(name)['State']['Running']
     assert sandbox.docker('exec', name, 'cat', '/data/file').strip() == 'precious'
+
+
+def test_image_age_info_also_puts_a_killed_swap_right(docker_host, state_dir, containers, repo, unique):
+    sandbox.publish(repo + ':1', cmd=SLEEPER)
+    name = containers.run('crash-info-' + unique, repo + ':1')
+    containers.names.append(name + '.patchops-backup')
+    original_id = inspect(name)['Id']
+    sandbox.publish(repo + ':1', cmd=SLEEPER, labels={'v': '2'})
+
+    start_and_kill_at('created', docker_host, state_dir, name)
+    result = run_module('image_age_info', dict(docker_host=docker_host, containers=[name], state_dir=state_dir))
+
+    assert not result.failed, result
+    assert [(r['name'], r['action']) for r in result['recovered']] == [(name, 'restored')]
+    assert result['changed'] is True
+    assert names_like('crash-info-' + unique) == [name]
+    assert inspect(name)['Id'] == original_id and inspect(name)['State']['Running']
+    assert result['containers'][0]['update_available'] is True
 
 
 def test_two_runs_at_once_do_not_interleave(docker_host, state_dir, containers, repo, unique):

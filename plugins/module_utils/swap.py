@@ -205,7 +205,6 @@ def recover(api, journal):
     return recovered
 
 
-
 def recover_if_idle(api, state_dir):
     """Recover leftovers of a killed run, unless another run holds the lock (its entries are live).
 

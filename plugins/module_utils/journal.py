@@ -147,10 +147,12 @@ class Journal(object):
         return sorted(found, key=lambda entry: entry.get('started', 0))
 
     # --- the last run, for rollback_containers -------------------------------
-    def record_run(self, containers):
-        """Keep what the last run changed: name, old and new image, per updated container."""
+    def record_run(self, containers, superseded=None):
+        """Keep what the last run changed (name, old and new image per updated container),
+        and the superseded images kept for a rollback until the next run."""
         self.prepare()
-        _write_private(os.path.join(self.state_dir, LAST_RUN_FILE), dict(finished=time.time(), containers=containers))
+        _write_private(os.path.join(self.state_dir, LAST_RUN_FILE),
+                       dict(finished=time.time(), containers=containers, superseded=list(superseded or [])))
 
     def last_run(self):
         try:

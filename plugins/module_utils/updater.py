@@ -41,6 +41,7 @@ from ansible_collections.patchops.docker.plugins.module_utils.swap import Swappe
 
 ACTIONS = ('updated', 'unchanged', 'deferred', 'rolled_back', 'failed', 'skipped')
 LOCK_TIMEOUT = 900
+TARGETS = ('newest', 'previous')
 
 
 def validate(params):
@@ -52,6 +53,8 @@ def validate(params):
             raise InvalidOption('%s must be 0 or more, not %d.' % (option, params[option]))
     if params.get('stop_timeout') is not None and params['stop_timeout'] < 0:
         raise InvalidOption('stop_timeout must be 0 or more, not %d.' % params['stop_timeout'])
+    if params.get('target', 'newest') not in TARGETS:
+        raise InvalidOption('target must be one of %s.' % ', '.join(TARGETS))
     if params['pull'] not in PULL_POLICIES:
         raise InvalidOption('pull must be one of %s.' % ', '.join(PULL_POLICIES))
 
@@ -108,10 +111,11 @@ class Updater(object):
         # Dependencies first (the order the swaps ran in), then the containers left alone.
         containers = list(results.values())
         if not self.check_mode:
-            self._cleanup(containers)
-            self.journal.record_run([dict(name=c['name'], old_image_id=c['old_image_id'],
-                                          new_image_id=c['new_image_id'], image=c['image'])
-                                     for c in containers if c['action'] == 'updated'])
+            superseded = self._cleanup(containers)
+            if self.params.get('target') != 'previous':
+                self.journal.record_run([dict(name=c['name'], old_image_id=c['old_image_id'],
+                                              new_image_id=c['new_image_id'], image=c['image'])
+                                         for c in containers if c['action'] == 'updated'], superseded)
         summary = dict((action, 0) for action in ACTIONS)
         for entry in containers:
             summary[entry['action']] += 1
@@ -141,11 +145,36 @@ class Updater(object):
                                             'changed.', inspect.get('Image'), image=reference)
             else:
                 refs[name] = ref
-        if self.check_mode:
+        if self.params.get('target') == 'previous':
+            self._decide_previous(decisions, refs)
+        elif self.check_mode:
             self._decide_from_registry(decisions, refs)
         else:
             self._decide_from_pull(decisions, refs)
         return decisions
+
+    def _decide_previous(self, decisions, refs):
+        """Back to the image each container ran before the last run, which the journal recorded."""
+        last = dict((c['name'], c) for c in (self.journal.last_run() or {}).get('containers') or [])
+        for name, ref in refs.items():
+            decision = decisions[name]
+            previous = last.get(name)
+            if previous is None or previous.get('new_image_id') != decision['old_image_id']:
+                decision['result'] = _entry(name, 'unchanged', 'The last run did not update this container, or it '
+                                            'changed since; nothing to return to.', decision['old_image_id'],
+                                            image=decision['image'])
+                continue
+            image = self._image(previous['old_image_id'])
+            if image is None:
+                decision['result'] = _entry(name, 'failed', 'The previous image %s is no longer on the host; nothing '
+                                            'was changed.' % previous['old_image_id'], decision['old_image_id'],
+                                            image=decision['image'])
+                continue
+            decision['new_image_id'] = image['Id']
+            decision['new_image'] = image
+            decision['retag'] = ref
+            if self.check_mode:
+                decision['remote_digest'] = None
 
     def _decide_from_registry(self, decisions, refs):
         remote = lookup_remote_digests(self.api, [str(ref) for ref in refs.values()])
@@ -219,6 +248,10 @@ class Updater(object):
                 new_image = self._image(decision['image']) or old_image
             else:
                 new_image = decision.get('new_image') or old_image
+            if decision.get('retag') is not None:
+                # The tag names the previous image again, so the container keeps following its tag.
+                ref = decision['retag']
+                self.api.tag(new_image['Id'], ref.name, ref.tag, force=True)
             plan = plan_recreate(fresh, old_image, new_image, renamed)
             outcome = swapper.swap(fresh, plan)
             message = outcome.message
@@ -262,16 +295,29 @@ class Updater(object):
         return None
 
     def _cleanup(self, containers):
-        if not self.params['cleanup']:
-            return
+        """Remove superseded images nobody uses; returns the images kept for the next run.
+
+        With ``keep_previous`` the images this run superseded stay until the next
+        run (so that ``target: previous`` can return to them); the images an
+        earlier run kept that way are removed now.
+        """
         superseded = set(c['old_image_id'] for c in containers
                          if c['action'] == 'updated' and c['old_image_id'] != c['new_image_id'])
+        if not self.params['cleanup']:
+            return []
+        candidates = set((self.journal.last_run() or {}).get('superseded') or [])
+        kept = []
+        if self.params.get('keep_previous'):
+            kept = sorted(superseded)
+        else:
+            candidates |= superseded
         in_use = set(s.get('ImageID') for s in self.api.containers(all=True))
-        for image_id in superseded - in_use:
+        for image_id in candidates - in_use - set(kept):
             try:
                 self.api.remove_image(image_id)
             except (DockerException, RequestException):
                 continue  # still tagged elsewhere or used by a build cache: keep it
+        return kept
 
     def _diff(self, containers):
         changed = [c for c in containers if c['action'] == 'updated']

@@ -54,6 +54,16 @@ options:
     type: list
     elements: str
     required: true
+  target:
+    description:
+      - V(newest) recreates each container on the newest image of its tag.
+      - V(previous) recreates each container the last run updated on the image it ran before that run (recorded in
+        the journal under O(state_dir)), and points the tag at that image again. Containers the last run did not
+        update, or that changed since, end V(unchanged). This is what the C(patchops.docker.rollback_containers)
+        playbook uses. Nothing is pulled.
+    type: str
+    choices: [newest, previous]
+    default: newest
   pull:
     description:
       - V(always) pulls the tag and recreates when it names a newer image than the container runs.
@@ -99,6 +109,12 @@ options:
   cleanup:
     description:
       - Remove the images this run superseded, once no container (running or not) uses them.
+    type: bool
+    default: false
+  keep_previous:
+    description:
+      - With O(cleanup=true), keep the images this run superseded until the next run, so that O(target=previous)
+        can still return to them; the next run with O(cleanup=true) removes them once nothing uses them.
     type: bool
     default: false
   run_hooks:
@@ -232,6 +248,8 @@ def argument_spec():
         rollback=dict(type='bool', default=True),
         stop_timeout=dict(type='int'),
         cleanup=dict(type='bool', default=False),
+        keep_previous=dict(type='bool', default=False),
+        target=dict(type='str', choices=['newest', 'previous'], default='newest'),
         run_hooks=dict(type='bool', default=True),
         state_dir=dict(type='path', default='/var/lib/patchops-docker'),
     ))

@@ -388,3 +388,42 @@ def test_two_runs_at_once_do_not_interleave(docker_host, state_dir, containers, 
     for name in names:
         assert names_like(name) == [name]
         assert inspect(name)['State']['Running']
+
+
+def test_target_previous_returns_to_the_image_before_the_last_run(docker_host, state_dir, containers, repo, unique):
+    sandbox.publish(repo + ':1', cmd=SLEEPER, volumes=['/data'])
+    name = containers.run('prev-' + unique, repo + ':1')
+    sandbox.docker('exec', name, 'sh', '-c', 'echo precious > /data/file')
+    first_image = inspect(name)['Image']
+    sandbox.publish(repo + ':1', cmd=SLEEPER, volumes=['/data'], labels={'v': '2'})
+    updated = update(docker_host, state_dir, [name], cleanup=True, keep_previous=True)
+    assert by_name(updated)[name]['action'] == 'updated'
+    assert first_image in sandbox.docker('images', '-q', '--no-trunc').split(), 'kept for a rollback'
+
+    back = update(docker_host, state_dir, [name], target='previous')
+
+    entry = by_name(back)[name]
+    assert entry['action'] == 'updated' and entry['new_image_id'] == first_image
+    assert inspect(name)['Image'] == first_image
+    assert inspect(name)['Config']['Image'] == repo + ':1', 'the container still follows its tag'
+    assert json.loads(sandbox.docker('image', 'inspect', repo + ':1'))[0]['Id'] == first_image
+    assert sandbox.docker('exec', name, 'cat', '/data/file').strip() == 'precious'
+    again = update(docker_host, state_dir, [name], target='previous')
+    assert by_name(again)[name]['action'] == 'unchanged', 'a rollback is not recorded as a run to roll back'
+
+
+def test_keep_previous_images_are_removed_by_the_next_cleanup_run(docker_host, state_dir, containers, repo, unique):
+    sandbox.publish(repo + ':1', cmd=SLEEPER)
+    name = containers.run('keepprev-' + unique, repo + ':1')
+    first_image = inspect(name)['Image']
+    sandbox.publish(repo + ':1', cmd=SLEEPER, labels={'v': '2'})
+    update(docker_host, state_dir, [name], cleanup=True, keep_previous=True)
+    second_image = inspect(name)['Image']
+    assert first_image in sandbox.docker('images', '-q', '--no-trunc').split()
+    sandbox.publish(repo + ':1', cmd=SLEEPER, labels={'v': '3'})
+
+    update(docker_host, state_dir, [name], cleanup=True, keep_previous=True)
+
+    images = sandbox.docker('images', '-q', '--no-trunc').split()
+    assert first_image not in images, 'superseded two runs ago: removed'
+    assert second_image in images, 'superseded by this run: kept until the next'

@@ -36,7 +36,8 @@ from ansible_collections.patchops.docker.plugins.module_utils.swap import BACKUP
 # health gate of the five running containers (all of which have a healthcheck) passes in about a
 # second each. Its test, interval and retries all differ from the old image's.
 OLD = dict(OLD_IMAGE)
-NEW = dict(NEW_IMAGE, healthcheck={'test': 'exit 0', 'interval': 1, 'retries': 2})
+NEW = dict(NEW_IMAGE)
+NEW['healthcheck'] = {'test': 'exit 0', 'interval': 1, 'retries': 2}
 
 KEYS = ('db', 'app', 'ep', 'hostnet', 'isolated', 'side')
 RUNNING = ('db', 'app', 'ep', 'hostnet', 'side')

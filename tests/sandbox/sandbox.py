@@ -61,7 +61,7 @@ BUILD_LABEL = 'sandbox.build'
 
 START_TIMEOUT = 60
 STOP_TIMEOUT = 20
-PACKAGES = ('docker.io', 'docker-registry', 'busybox-static')
+PACKAGES = ('docker.io', 'docker-registry', 'busybox-static', 'docker-compose')
 SYS_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 MANIFEST_ACCEPT = ', '.join([
     'application/vnd.docker.distribution.manifest.v2+json',
@@ -454,6 +454,8 @@ def _missing_packages():
         need.append('docker-registry')
     if not _is_static_elf('/bin/busybox'):
         need.append('busybox-static')
+    if not _which('docker-compose'):
+        need.append('docker-compose')
     if not _which('ip'):
         need.append('iproute2')
     return need

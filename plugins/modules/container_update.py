@@ -129,10 +129,12 @@ options:
     default: /var/lib/patchops-docker
 notes:
   - The module fails when any container ended V(rolled_back) or V(failed); it still returns every key.
-  - Compose - a container created by C(docker-compose) keeps its compose labels and still shows in
-    C(docker-compose ps). A later C(docker-compose up -d) compares the service's configuration hash label, which
-    is unchanged, and leaves the container alone; C(docker-compose pull && docker-compose up -d) would recreate it
-    the usual way.
+  - Compose - a container created by C(docker-compose) keeps its name, every C(com.docker.compose.*) label, its
+    project network and aliases, and still shows in C(docker-compose ps). A later C(docker-compose up -d)
+    recreates it once more (Compose 1.x hashes the ID of the image the tag names, and the tag moved), on the same
+    new image with the same volumes; after that C(up -d) leaves it alone.
+  - Formerly anonymous volumes are mounted by name after an update, so C(docker rm -v) and
+    C(docker-compose down -v) no longer remove them; C(docker volume prune) does.
 seealso:
   - module: patchops.docker.image_age_info
     description: Report which containers have a newer image waiting.

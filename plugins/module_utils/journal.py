@@ -114,7 +114,7 @@ class Journal(object):
 
     def begin(self, entry):
         """Record a swap before anything is touched; ``entry`` needs ``old_id`` and ``name``."""
-        entry = dict(entry, stage=STAGE_STOPPING, started=time.time())
+        entry = dict(entry, stage=STAGE_STOPPING, started=time.time(), pid=os.getpid())
         _write_private(self._path(entry['old_id']), entry)
         return entry
 

@@ -295,27 +295,31 @@ def start_and_kill_at(point, docker_host, state_dir, name):
     def reached():
         files = os.listdir(journal) if os.path.isdir(journal) else []
         if not files:
-            return False
+            return None
         try:
             with open(os.path.join(journal, files[0])) as handle:
                 entry = json.load(handle)
         except ValueError:
-            return False
+            return None
         if entry['stage'] != wanted_stage:
-            return False
-        if point == 'stopped':
-            return not inspect(name)['State']['Running']
-        if point == 'started':
-            return inspect(name)['State']['Running']
-        return True
+            return None
+        if point == 'stopped' and inspect(name)['State']['Running']:
+            return None
+        if point == 'started' and not inspect(name)['State']['Running']:
+            return None
+        return entry
 
     deadline = time.time() + 60
-    while not reached():
+    entry = reached()
+    while entry is None:
         if time.time() > deadline:
             os.killpg(proc.pid, signal.SIGKILL)
             raise AssertionError('the run never reached %s' % point)
         time.sleep(0.2)
+        entry = reached()
     time.sleep(0.3)
+    # The module's own process (ansible-core 2.19+ runs it outside the CLI's process group).
+    os.kill(entry['pid'], signal.SIGKILL)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 

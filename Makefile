@@ -35,9 +35,9 @@ CORE217 := ansible-core>=2.17,<2.18
 CORE221 := ansible-core>=2.21,<2.22
 REQS := tests/requirements.txt
 TOOLS_REQS := tests/requirements-tools.txt
-# Debian packages the tooling runs: shellcheck for ansible-test's shellcheck test.
-# (The sandbox script installs what the sandbox needs.)
-APT_PACKAGES := shellcheck
+# Debian packages the tooling runs: shellcheck for ansible-test's shellcheck test, chromium
+# for the fleet report's browser test. (The sandbox script installs what the sandbox needs.)
+APT_PACKAGES := shellcheck chromium
 SANDBOX := python3 tests/sandbox/sandbox.py
 
 .PHONY: help collection-link venv apt-packages venv-core217 venv-core221 venv-tools venv-target39 venv-nosdk \

@@ -190,7 +190,7 @@ def _host_entry(name, result):
     check_mode = _truthy(result.get('check_mode'))
 
     age = _mapping(result.get('age'))
-    update = _mapping(result.get('update'))
+    update = _mapping(result.get('patch'))
     checked = dict((c.get('name'), c) for c in _list(age.get('containers')) if isinstance(c.get('name'), str))
     updated = dict((c.get('name'), c) for c in _list(update.get('containers')) if isinstance(c.get('name'), str))
     excluded = {}

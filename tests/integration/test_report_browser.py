@@ -1,7 +1,7 @@
 """The HTML fleet report in a real browser: rendered by the filters inside a real playbook, opened offline
 in Debian's headless Chromium, its DOM read back and a screenshot checked for actually showing something.
 
-Needs ``chromium`` (``apt-get install chromium``); skipped with that hint when it is missing. Needs no sandbox.
+Needs Debian's ``chromium`` (``make venv`` installs it). Needs no sandbox.
 """
 import json
 import re
@@ -17,7 +17,11 @@ import pytest
 from ansible_collections.patchops.docker.plugins.filter.fleet_report import fleet_report, fleet_report_html
 
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason='needs Chromium: apt-get install -y chromium')
+
+
+@pytest.fixture(autouse=True)
+def chromium_present():
+    assert CHROMIUM, 'Chromium is missing: make venv installs it (apt-get install -y chromium)'
 
 RUN = {'playbook': 'Patch containers (browser test)', 'check_mode': False}
 PLANTED = 'PLANTED-SECRET-5e1f'
@@ -44,7 +48,7 @@ def host(name, status, age, update, error=None, excluded=()):
         summary[entry['action']] = summary.get(entry['action'], 0) + 1
     return {'host': name, 'docker_host': 'unix:///var/run/docker.sock', 'status': status, 'error': error,
             'check_mode': False, 'age': {'containers': age, 'summary': {'containers': len(age)}},
-            'update': {'containers': update, 'summary': summary, 'recovered': []} if update else None,
+            'patch': {'containers': update, 'summary': summary, 'recovered': []} if update else None,
             'selected': [e['name'] for e in update], 'excluded': [{'name': n, 'why': w} for n, w in excluded]}
 
 

@@ -57,7 +57,7 @@ def host_result(host, status, containers, update=None, error=None, check_mode=Fa
         'host': host, 'docker_host': 'ssh://deploy@10.0.0.5', 'status': status, 'error': error,
         'check_mode': check_mode,
         'age': {'containers': containers, 'summary': summary_of(containers), 'images': [{'reference': 'x'}]},
-        'update': update,
+        'patch': update,
         'selected': [c['name'] for c in (update or {}).get('containers', [])],
         'excluded': [{'name': name, 'why': why} for name, why in excluded],
     }
@@ -253,8 +253,8 @@ def test_role_placeholders_and_templated_nulls():
     """The role passes status not_run for hosts a later serial batch has not reached, and '' for a None fact."""
     report = fleet_report({
         'later': {'host': 'later', 'status': 'not_run', 'error': 'Not reached yet in this run.'},
-        'odd': {'status': 'exploded', 'error': '', 'age': '', 'update': ''},
-        'quiet': {'status': 'patched', 'error': '', 'age': '', 'update': '', 'check_mode': 'False'},
+        'odd': {'status': 'exploded', 'error': '', 'age': '', 'patch': ''},
+        'quiet': {'status': 'patched', 'error': '', 'age': '', 'patch': '', 'check_mode': 'False'},
     })
     later, odd, quiet = report['hosts']
     assert (later['status'], later['error']) == ('skipped', 'Not reached yet in this run.')

@@ -12,6 +12,11 @@ What runs (all started by ``up``, all stopped by ``down``, by their pid files):
   (it changes no firewall rule and no sysctl of the machine),
 * ``docker-registry`` (distribution 2.8) on ``127.0.0.1:5115``.
 
+Beside it, ``fleet_up(n)`` starts a fleet of Docker hosts reached over real SSH: ``hostN`` has its own
+containerd + dockerd (bridge ``br-patchopsN``, its own address pool), the base image pulled from the
+registry, and an ``sshd`` on ``127.0.0.1:(2220 + N)`` for root with a key pair the sandbox generates.
+``fleet_down()`` (and ``down()``) stop it.
+
 Nothing ever talks to the machine's default ``/var/run/docker.sock``.
 
 State lives in ``<repo>/.sandbox`` (or ``$PATCHOPS_SANDBOX_DIR``); sockets and the
@@ -31,6 +36,7 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -114,6 +120,15 @@ class _Paths:
         self.bridge_marker = os.path.join(self.state, 'bridge-created')
         self.driver_file = os.path.join(self.state, 'storage-driver')
         self.cgroup_parent = 'patchops-sb-' + self.tag
+        self.bridge = BRIDGE
+        self.bridge_cidr = BRIDGE_CIDR
+        self.pool_base = ADDRESS_POOL_BASE
+        self.pool = ADDRESS_POOL
+        self.fleet = os.path.join(self.state, 'fleet')
+        self.fleet_lock = self.run + '.fleet.lock'
+        # Ansible's ssh ControlPersist sockets for the fleet: its default ~/.ansible/cp is shared by every
+        # checkout and network namespace, where 127.0.0.1:2221 may be another fleet's host
+        self.fleet_cp = os.path.join(self.run, 'cp')
 
     def log(self, name):
         return os.path.join(self.logs, name + '.log')
@@ -268,24 +283,28 @@ _local = threading.local()
 
 
 @contextlib.contextmanager
-def _locked(p):
-    """One sandbox operation at a time per state dir (reentrant within a thread)."""
-    depth = getattr(_local, 'depth', 0)
-    if depth:
-        _local.depth = depth + 1
+def _locked(p, path=None):
+    """One sandbox operation at a time per state dir (reentrant within a thread, per lock file)."""
+    path = path or p.lock
+    depths = getattr(_local, 'depths', None)
+    if depths is None:
+        depths = _local.depths = {}
+    if depths.get(path):
+        depths[path] += 1
         try:
             yield
         finally:
-            _local.depth -= 1
+            depths[path] -= 1
         return
-    fd = os.open(p.lock, os.O_RDWR | os.O_CREAT, 0o600)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        _local.depth = 1
+        depths[path] = 1
         try:
             yield
         finally:
-            _local.depth = 0
+            depths[path] = 0
     finally:
         os.close(fd)
 
@@ -393,13 +412,16 @@ def _client_env(p, extra=None):
     return env
 
 
-def _run_docker(args, check=True, input=None, env=None, timeout=None, binary=False):
+def _run_docker(args, check=True, input=None, env=None, timeout=None, binary=False, sock=None):
+    """The docker CLI against the sandbox engine, or against the engine on ``sock`` (a fleet host)."""
     p = _paths()
     if not os.path.isdir(p.client_config):
         os.makedirs(p.client_config, exist_ok=True)
-    cmd = [_docker_bin(), '-H', 'unix://' + p.sock] + [str(a) for a in args]
+    sock = sock or p.sock
+    cmd = [_docker_bin(), '-H', 'unix://' + sock] + [str(a) for a in args]
     if isinstance(input, str):
         input = input.encode()
+    env = dict(env or {}, DOCKER_HOST='unix://' + sock)
     proc = subprocess.run(cmd, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           env=_client_env(p, env), timeout=timeout, check=False)
     out = proc.stdout if binary else proc.stdout.decode('utf-8', 'replace')
@@ -462,7 +484,10 @@ def _missing_packages():
 
 
 def _ensure_packages():
-    need = _missing_packages()
+    _apt_install(_missing_packages(), _missing_packages)
+
+
+def _apt_install(need, still_missing):
     if not need:
         return
     _say('installing missing Debian packages: %s' % ' '.join(need))
@@ -481,7 +506,7 @@ def _ensure_packages():
         if added_policy:
             with contextlib.suppress(OSError):
                 os.unlink(policy)
-    still = _missing_packages()
+    still = still_missing()
     if still:
         raise SandboxError('still missing after apt-get install: %s' % ' '.join(still))
 
@@ -499,27 +524,40 @@ def _link_exists(name):
     return os.path.exists('/sys/class/net/' + name)
 
 
+def _netns(pid):
+    try:
+        return os.readlink('/proc/%s/ns/net' % pid)
+    except OSError:
+        return None
+
+
+def _bridge_users(bridge):
+    """dockerd processes in this network namespace that run on bridge (others have their own link)."""
+    mine = _netns('self')
+    return [pid for pid in _pids_matching('--bridge ' + bridge, 'dockerd') if _netns(pid) == mine]
+
+
 def _ensure_bridge(p):
-    if _link_exists(BRIDGE):
+    if _link_exists(p.bridge):
         if not os.path.exists(p.bridge_marker):
-            others = [pid for pid in _pids_matching('--bridge ' + BRIDGE, 'dockerd') if not _alive(pid, p.sock)]
+            others = [pid for pid in _bridge_users(p.bridge) if not _alive(pid, p.sock)]
             if others:
                 raise SandboxError('bridge %s is used by another dockerd (pid %s): another sandbox runs on this '
-                                   'machine; stop it first' % (BRIDGE, others[0]))
+                                   'machine; stop it first' % (p.bridge, others[0]))
             _write(p.bridge_marker, 'adopted\n')
     else:
-        _ip('link', 'add', 'name', BRIDGE, 'type', 'bridge')
+        _ip('link', 'add', 'name', p.bridge, 'type', 'bridge')
         _write(p.bridge_marker, 'created\n')
-    addrs = _ip('-o', '-4', 'addr', 'show', 'dev', BRIDGE).stdout.decode()
-    if BRIDGE_CIDR not in addrs:
-        _ip('addr', 'add', BRIDGE_CIDR, 'dev', BRIDGE)
-    _ip('link', 'set', BRIDGE, 'up')
+    addrs = _ip('-o', '-4', 'addr', 'show', 'dev', p.bridge).stdout.decode()
+    if p.bridge_cidr not in addrs:
+        _ip('addr', 'add', p.bridge_cidr, 'dev', p.bridge)
+    _ip('link', 'set', p.bridge, 'up')
 
 
-def _in_pool(addr):
+def _in_pool(addr, pool_base=ADDRESS_POOL_BASE):
     import ipaddress
     try:
-        return ipaddress.ip_address(addr) in ipaddress.ip_network(ADDRESS_POOL_BASE)
+        return ipaddress.ip_address(addr) in ipaddress.ip_network(pool_base)
     except ValueError:
         return False
 
@@ -527,19 +565,19 @@ def _in_pool(addr):
 def _remove_bridges(p):
     if not os.path.exists(p.bridge_marker):
         return  # this state dir never ran the engine (or already cleaned up): touch no link
-    if _pids_matching('--bridge ' + BRIDGE, 'dockerd'):
-        _say('another dockerd still uses %s; leaving the bridges alone' % BRIDGE)
+    if _bridge_users(p.bridge):
+        _say('another dockerd still uses %s; leaving the bridges alone' % p.bridge)
         return
-    if _link_exists(BRIDGE):
-        _ip('link', 'del', BRIDGE, check=False)
+    if _link_exists(p.bridge):
+        _ip('link', 'del', p.bridge, check=False)
     with contextlib.suppress(OSError):
         os.unlink(p.bridge_marker)
-    # bridges of the engine's user-defined networks: their addresses come from our private pool
+    # bridges of the engine's user-defined networks: their addresses come from its private pool
     out = _ip('-o', '-4', 'addr', 'show', 'type', 'bridge', check=False).stdout.decode()
     for line in out.splitlines():
         parts = line.split()
-        if len(parts) >= 4 and parts[1].startswith('br-') and parts[1] != BRIDGE:
-            if _in_pool(parts[3].split('/')[0]):
+        if len(parts) >= 4 and parts[1].startswith('br-') and parts[1] != p.bridge:
+            if _in_pool(parts[3].split('/')[0], p.pool_base):
                 _ip('link', 'del', parts[1], check=False)
 
 
@@ -597,8 +635,8 @@ def _dockerd_argv(p, driver):
             '--pidfile', p.pidfile('dockerd'),
             '--config-file', p.daemon_json,
             '--containerd', p.ctd_sock,
-            '--bridge', BRIDGE,
-            '--default-address-pool', ADDRESS_POOL,
+            '--bridge', p.bridge,
+            '--default-address-pool', p.pool,
             '--storage-driver', driver,
             '--iptables=false', '--ip-forward=false', '--ip-masq=false',
             '--cgroup-parent', '/' + p.cgroup_parent,
@@ -802,11 +840,14 @@ def down(purge=False) -> dict:
     """Stop what up() started; with purge also delete the state dir and the runtime dir."""
     p = _paths()
     if not os.path.isdir(p.state) and not os.path.isdir(p.run):
-        with contextlib.suppress(OSError):
-            os.unlink(p.lock)
-        return {'stopped': [], 'purged': bool(purge)}
+        for lock in (p.fleet_lock, p.lock):
+            with contextlib.suppress(OSError):
+                os.unlink(lock)
+        return {'stopped': [], 'purged': bool(purge), 'fleet': {'stopped': [], 'purged': bool(purge)}}
     stopped = []
     with _locked(p):
+        # the fleet first: its hosts pull from the registry and live under the state and runtime dirs
+        fleet = fleet_down(purge=purge)
         pid = _registry_pid(p)
         if pid:
             _stop_pid(pid, p.reg_config, name='registry')
@@ -842,9 +883,10 @@ def down(purge=False) -> dict:
             for d in ('/run/containerd/s', '/run/containerd', '/run/docker/plugins', '/run/docker'):
                 with contextlib.suppress(OSError):
                     os.rmdir(d)
-            with contextlib.suppress(OSError):
-                os.unlink(p.lock)
-    return {'stopped': stopped, 'purged': bool(purge)}
+            for lock in (p.fleet_lock, p.lock):
+                with contextlib.suppress(OSError):
+                    os.unlink(lock)
+    return {'stopped': stopped, 'purged': bool(purge), 'fleet': fleet}
 
 
 def registry_stop() -> None:
@@ -1039,8 +1081,8 @@ def _dockerfile(ctx, base, labels, env, cmd, entrypoint, healthcheck, expose, vo
     return flag_labels
 
 
-def _image_id(ref):
-    return _run_docker(['image', 'inspect', '--format', '{{.Id}}', ref]).strip()
+def _image_id(ref, sock=None):
+    return _run_docker(['image', 'inspect', '--format', '{{.Id}}', ref], sock=sock).strip()
 
 
 def _check_pushable(ref):
@@ -1254,36 +1296,8 @@ def reset(*, registry=False) -> dict:
 
     With registry=True also delete every repository but the base one from the registry storage.
     """
-    base_id = _image_id(BASE_IMAGE)
-    removed = {'containers': 0, 'images': 0, 'networks': 0, 'volumes': 0, 'repositories': 0}
-    ids = _run_docker(['ps', '-aq', '--no-trunc']).split()
-    if ids:
-        _run_docker(['rm', '-f', '-v'] + ids, check=False)
-        removed['containers'] = len(ids)
-    for _attempt in range(5):
-        listing = _run_docker(['image', 'ls', '-a', '--no-trunc', '--format', '{{.ID}} {{.Repository}}:{{.Tag}}'])
-        victims, extra_tags = [], []
-        for line in listing.splitlines():
-            image_id, _sep, name = line.partition(' ')
-            if image_id == base_id:
-                if name not in (BASE_LOCAL, BASE_IMAGE) and '<none>' not in name:
-                    extra_tags.append(name)
-            elif image_id not in victims:
-                victims.append(image_id)
-        if extra_tags:
-            _run_docker(['rmi'] + extra_tags, check=False)
-        if not victims:
-            break
-        _run_docker(['rmi', '-f'] + victims, check=False)
-        removed['images'] += len(victims)
-    nets = _run_docker(['network', 'ls', '-q', '--filter', 'type=custom']).split()
-    if nets:
-        _run_docker(['network', 'rm'] + nets, check=False)
-        removed['networks'] = len(nets)
-    vols = _run_docker(['volume', 'ls', '-q']).split()
-    if vols:
-        _run_docker(['volume', 'rm', '-f'] + vols, check=False)
-        removed['volumes'] = len(vols)
+    removed = _reset_engine(None)
+    removed['repositories'] = 0
     if registry:
         repos_root = os.path.join(_paths().reg_root, 'docker', 'registry', 'v2', 'repositories')
         keep = _split_ref(BASE_LOCAL)[0]
@@ -1299,6 +1313,727 @@ def reset(*, registry=False) -> dict:
                 with contextlib.suppress(OSError):
                     os.rmdir(dirpath)
     return removed
+
+
+def _reset_engine(sock):
+    """Containers (with anonymous volumes), images but the base, user networks and volumes of one engine."""
+    def dk(*args, check=True):
+        return _run_docker(list(args), check=check, sock=sock)
+
+    base_id = _image_id(BASE_IMAGE, sock=sock)
+    removed = {'containers': 0, 'images': 0, 'networks': 0, 'volumes': 0}
+    ids = dk('ps', '-aq', '--no-trunc').split()
+    if ids:
+        dk('rm', '-f', '-v', *ids, check=False)
+        removed['containers'] = len(ids)
+    for _attempt in range(5):
+        listing = dk('image', 'ls', '-a', '--no-trunc', '--format', '{{.ID}} {{.Repository}}:{{.Tag}}')
+        victims, extra_tags = [], []
+        for line in listing.splitlines():
+            image_id, _sep, name = line.partition(' ')
+            if image_id == base_id:
+                if name not in (BASE_LOCAL, BASE_IMAGE) and '<none>' not in name:
+                    extra_tags.append(name)
+            elif image_id not in victims:
+                victims.append(image_id)
+        if extra_tags:
+            dk('rmi', *extra_tags, check=False)
+        if not victims:
+            break
+        dk('rmi', '-f', *victims, check=False)
+        removed['images'] += len(victims)
+    nets = dk('network', 'ls', '-q', '--filter', 'type=custom').split()
+    if nets:
+        dk('network', 'rm', *nets, check=False)
+        removed['networks'] = len(nets)
+    vols = dk('volume', 'ls', '-q').split()
+    if vols:
+        dk('volume', 'rm', '-f', *vols, check=False)
+        removed['volumes'] = len(vols)
+    return removed
+
+
+# --------------------------------------------------------------------------- fleet
+
+# Several Docker hosts reached over real SSH, beside the main engine: hostN has its own containerd and
+# dockerd (own sockets, exec-root, data-root, bridge, address pool, cgroup parent) and an sshd on
+# 127.0.0.1:(FLEET_SSH_PORT + N - 1) that lets root in with a key pair the sandbox generates.
+
+FLEET_MAX = 15
+FLEET_SSH_PORT = 2221
+FLEET_USER = 'root'
+FLEET_GROUP = 'docker_hosts'
+FLEET_SSH_COMMON_ARGS = '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'
+# hostN: bridge 172.30.N.1/24 (all inside 172.30.0.0/20), user-defined networks from 172.30.(16*N).0/20;
+# none of it overlaps the main engine's 172.31.250.0/24 and 172.31.224.0/20
+FLEET_BRIDGE_CIDR = '172.30.%d.1/24'
+FLEET_POOL_BASE = '172.30.%d.0/20'
+# force the fallback of keeping the fleet's key in root's own authorized_keys (normally only used
+# when sshd's StrictModes would refuse the file in the state dir)
+FLEET_AUTH_ENV = 'PATCHOPS_SANDBOX_FLEET_AUTHORIZED_KEYS'
+
+__all__ += ['fleet_up', 'fleet_down', 'fleet_info', 'fleet_inventory', 'fleet_docker', 'fleet_ssh',
+            'fleet_ssh_argv', 'fleet_reset']
+
+
+class _HostPaths:
+    """One fleet host: the attributes the engine helpers use (as _Paths) plus its sshd and journal."""
+
+    def __init__(self, p, n):
+        if not 1 <= n <= FLEET_MAX:
+            raise ValueError('fleet hosts are host1..host%d, not host%d' % (FLEET_MAX, n))
+        self.n = n
+        self.name = 'host%d' % n
+        self.state = os.path.join(p.fleet, self.name)
+        self.run = os.path.join(p.run, 'h%d' % n)
+        self.sock = os.path.join(self.run, 'docker.sock')
+        self.exec_root = os.path.join(self.run, 'exec')
+        self.ctd_state = os.path.join(self.run, 'containerd')
+        self.ctd_sock = os.path.join(self.run, 'containerd.sock')
+        self.data_root = os.path.join(self.state, 'data')
+        self.ctd_root = os.path.join(self.state, 'containerd')
+        self.ctd_config = os.path.join(self.state, 'containerd.toml')
+        self.daemon_json = os.path.join(self.state, 'daemon.json')
+        self.key = os.path.join(self.state, 'key.json')
+        self.logs = os.path.join(self.state, 'logs')
+        self.pids = os.path.join(self.state, 'pids')
+        self.bridge_marker = os.path.join(self.state, 'bridge-created')
+        self.driver_file = os.path.join(self.state, 'storage-driver')
+        self.cgroup_parent = '%s-h%d' % (p.cgroup_parent, n)
+        self.bridge = 'br-patchops%d' % n
+        self.bridge_cidr = FLEET_BRIDGE_CIDR % n
+        self.pool_base = FLEET_POOL_BASE % (16 * n)
+        self.pool = 'base=%s,size=24' % self.pool_base
+        self.journal = os.path.join(self.state, 'journal')
+        self.ssh_port = FLEET_SSH_PORT + n - 1
+        self.sshd_config = os.path.join(self.state, 'sshd_config')
+        self.host_key = os.path.join(self.state, 'ssh_host_ed25519_key')
+
+    def log(self, name):
+        return os.path.join(self.logs, name + '.log')
+
+    def pidfile(self, name):
+        return os.path.join(self.pids, name + '.pid')
+
+
+class _FleetKeys:
+    def __init__(self, p):
+        self.dir = os.path.join(p.fleet, 'ssh')
+        self.private = os.path.join(self.dir, 'id_ed25519')
+        self.public = self.private + '.pub'
+        self.authorized = os.path.join(self.dir, 'authorized_keys')
+        self.comment = 'patchops-sandbox-fleet-' + p.tag
+        self.root_record = os.path.join(self.dir, 'root-authorized-keys.json')
+        self.run_sshd_record = os.path.join(self.dir, 'run-sshd-created')
+
+
+def _host(p, host):
+    """hostN from 'host2', 2 or a fleet_info() host dict."""
+    if isinstance(host, dict):
+        host = host.get('name')
+    if isinstance(host, int) and not isinstance(host, bool):
+        return _HostPaths(p, host)
+    m = re.match(r'^host([1-9][0-9]*)$', str(host or ''))
+    if not m:
+        raise ValueError('not a fleet host name: %r (host1..host%d)' % (host, FLEET_MAX))
+    return _HostPaths(p, int(m.group(1)))
+
+
+def _fleet_numbers(p):
+    """The hosts this state dir knows: set up under the state dir, or with a runtime dir."""
+    found = set()
+    for parent, pattern in ((p.fleet, r'^host([1-9][0-9]*)$'), (p.run, r'^h([1-9][0-9]*)$')):
+        with contextlib.suppress(OSError):
+            for entry in os.listdir(parent):
+                m = re.match(pattern, entry)
+                if m and int(m.group(1)) <= FLEET_MAX and os.path.isdir(os.path.join(parent, entry)):
+                    found.add(int(m.group(1)))
+    return sorted(found)
+
+
+def _missing_fleet_packages():
+    need = []
+    if not _which('sshd'):
+        need.append('openssh-server')
+    if not (_which('ssh') and _which('ssh-keygen')):
+        need.append('openssh-client')
+    return need
+
+
+def _proc_children():
+    children = {}
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        stat = _read('/proc/%s/stat' % entry, '') or ''
+        fields = stat[stat.rfind(')') + 2:].split()
+        if len(fields) > 1 and fields[1].isdigit():
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    return children
+
+
+def _descendants(pid):
+    children = _proc_children()
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _exe(pid):
+    try:
+        return os.path.realpath(os.readlink('/proc/%d/exe' % pid))
+    except OSError:
+        return None
+
+
+def _sshd_pid(h):
+    """The pid of hostN's listening sshd (its command line names its own config file)."""
+    text = _read(h.pidfile('sshd'), '') or ''
+    pid = int(text.strip()) if text.strip().isdigit() else 0
+    if _alive(pid, h.sshd_config):
+        return pid
+    found = _pids_matching(h.sshd_config)
+    sshd = os.path.realpath(_which('sshd') or '/usr/sbin/sshd')
+    found = [pid for pid in found if _exe(pid) == sshd]
+    # a connection's child has the listener's command line until it re-executes: take the parent
+    parents = {pid for pid in found if not any(pid in _descendants(other) for other in found if other != pid)}
+    return min(parents) if parents else 0
+
+
+def _listening(port, addr='127.0.0.1'):
+    """A TCP socket listens on addr:port in this network namespace (read from /proc: a probe connection
+    would put a line in sshd's log every time)."""
+    want = '%s:%04X' % (''.join('%02X' % int(b) for b in reversed(addr.split('.'))), port)
+    for line in (_read('/proc/net/tcp', '') or '').splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 3 and fields[1] == want and fields[3] == '0A':
+            return True
+    return False
+
+
+def _sshd_up(h):
+    return bool(_sshd_pid(h)) and _listening(h.ssh_port)
+
+
+def _host_running(h):
+    return {'containerd': bool(_containerd_pid(h)), 'engine': _engine_up(h), 'sshd': _sshd_up(h)}
+
+
+def _strict_modes_ok(path):
+    """What sshd's StrictModes asks of root's AuthorizedKeysFile: it and every directory above it
+    owned by root and writable by nobody else."""
+    cur = os.path.realpath(path)
+    while True:
+        try:
+            st = os.stat(cur)
+        except OSError:
+            return False
+        if st.st_uid != 0 or st.st_mode & 0o022:
+            return False
+        if cur == os.path.dirname(cur):
+            return True
+        cur = os.path.dirname(cur)
+
+
+def _ensure_fleet_keys(p):
+    """The fleet's client key pair (made with ssh-keygen once) and the authorized_keys file holding it."""
+    k = _FleetKeys(p)
+    os.makedirs(p.fleet, mode=0o755, exist_ok=True)
+    os.makedirs(k.dir, mode=0o700, exist_ok=True)
+    os.chmod(k.dir, 0o700)
+    if not (os.path.exists(k.private) and os.path.exists(k.public)):
+        for f in (k.private, k.public):
+            with contextlib.suppress(OSError):
+                os.unlink(f)
+        _check_run([_which('ssh-keygen'), '-q', '-t', 'ed25519', '-N', '', '-C', k.comment, '-f', k.private])
+    pub = (_read(k.public, '') or '').strip()
+    if (_read(k.authorized, '') or '').strip() != pub:
+        _write(k.authorized, pub + '\n', 0o600)
+    return k, pub
+
+
+def _check_run(argv, timeout=60, input=None):
+    proc = subprocess.run(argv, input=input, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          timeout=timeout, check=False)
+    out = proc.stdout.decode('utf-8', 'replace')
+    if proc.returncode != 0:
+        raise SandboxError('%s failed (exit %d): %s' % (' '.join(argv), proc.returncode, out.strip()),
+                           cmd=argv, returncode=proc.returncode, stdout=out)
+    return out
+
+
+def _auth_mode(p, k):
+    """'state': sshd reads the key from the state dir; 'root': from /root/.ssh/authorized_keys."""
+    forced = os.environ.get(FLEET_AUTH_ENV, '').strip().lower()
+    if forced in ('root', 'state'):
+        return forced
+    return 'state' if _strict_modes_ok(k.authorized) else 'root'
+
+
+def _root_authorized_keys():
+    return os.path.join(os.path.expanduser('~root'), '.ssh', 'authorized_keys')
+
+
+def _root_key_add(k, pub):
+    """Fallback: append the fleet's key to root's authorized_keys (fleet_down removes exactly that line)."""
+    path = _root_authorized_keys()
+    record = json.loads(_read(k.root_record, '') or '{}')
+    lines = (_read(path, '') or '').splitlines()
+    if pub in lines:
+        if not record:
+            _write(k.root_record, json.dumps({'path': path, 'line': pub, 'created_dir': False,
+                                              'created_file': False}) + '\n', 0o600)
+        return
+    created_dir = not os.path.isdir(os.path.dirname(path))
+    created_file = not os.path.exists(path)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    _write(k.root_record, json.dumps({'path': path, 'line': pub,
+                                      'created_dir': record.get('created_dir', created_dir),
+                                      'created_file': record.get('created_file', created_file)}) + '\n', 0o600)
+    text = _read(path, '') or ''
+    with open(path, 'a') as f:
+        if text and not text.endswith('\n'):
+            f.write('\n')
+        f.write(pub + '\n')
+    os.chmod(path, 0o600)
+
+
+def _root_key_remove(k):
+    record = json.loads(_read(k.root_record, '') or '{}')
+    if not record:
+        return False
+    path, line = record['path'], record['line']
+    text = _read(path)
+    if text is not None:
+        kept = [entry for entry in text.splitlines(True) if entry.rstrip('\r\n') != line]
+        if not kept and record.get('created_file'):
+            os.unlink(path)
+            if record.get('created_dir'):
+                with contextlib.suppress(OSError):
+                    os.rmdir(os.path.dirname(path))
+        elif len(kept) != len(text.splitlines(True)):
+            st = os.stat(path)
+            _write(path, ''.join(kept), st.st_mode & 0o7777)
+    os.unlink(k.root_record)
+    return True
+
+
+def _sshd_config(h, k, mode):
+    keys_file = k.authorized if mode == 'state' else '.ssh/authorized_keys'
+
+    def arg(value):
+        # sshd_config takes double-quoted arguments; '%' starts a token in AuthorizedKeysFile
+        return '"%s"' % value.replace('%', '%%') if re.search(r'[\s"%#]', value) else value
+
+    return '\n'.join([
+        '# sshd of the patchops sandbox fleet host %s (written by tests/sandbox/sandbox.py)' % h.name,
+        'Port %d' % h.ssh_port,
+        'ListenAddress 127.0.0.1',
+        'AddressFamily inet',
+        'HostKey %s' % arg(h.host_key),
+        'PidFile %s' % arg(h.pidfile('sshd')),
+        'AuthorizedKeysFile %s' % arg(keys_file),
+        'PermitRootLogin prohibit-password',
+        'AllowUsers %s' % FLEET_USER,
+        'PubkeyAuthentication yes',
+        'PasswordAuthentication no',
+        'KbdInteractiveAuthentication no',
+        'UsePAM no',
+        'StrictModes yes',
+        'X11Forwarding no',
+        'AllowTcpForwarding no',
+        'AllowAgentForwarding no',
+        'PermitTunnel no',
+        'PrintMotd no',
+        'PrintLastLog no',
+        'UseDNS no',
+        'MaxStartups 50:30:100',
+        'MaxSessions 50',
+        'LogLevel INFO',
+        'Subsystem sftp internal-sftp',
+        '',
+    ])
+
+
+def _start_sshd(p, h, k, mode):
+    """Start hostN's sshd (no wait); return its pid."""
+    k_run_sshd = '/run/sshd'  # sshd's privilege separation directory (Debian's compiled-in path)
+    if not os.path.isdir(k_run_sshd):
+        os.makedirs(k_run_sshd, mode=0o755, exist_ok=True)
+        _write(k.run_sshd_record, k_run_sshd + '\n')
+    if not (os.path.exists(h.host_key) and os.path.exists(h.host_key + '.pub')):
+        for f in (h.host_key, h.host_key + '.pub'):
+            with contextlib.suppress(OSError):
+                os.unlink(f)
+        _check_run([_which('ssh-keygen'), '-q', '-t', 'ed25519', '-N', '', '-C', 'patchops-sandbox-' + h.name,
+                    '-f', h.host_key])
+    _write(h.sshd_config, _sshd_config(h, k, mode), 0o600)
+    sshd = _which('sshd')
+    _check_run([sshd, '-t', '-f', h.sshd_config])
+    if _port_open('127.0.0.1:%d' % h.ssh_port):
+        raise SandboxError('127.0.0.1:%d (ssh of fleet %s) is already taken by a process this sandbox did not '
+                           'start' % (h.ssh_port, h.name))
+    with contextlib.suppress(OSError):
+        os.unlink(h.pidfile('sshd'))
+    pid = _spawn([sshd, '-D', '-e', '-f', h.sshd_config], h.log('sshd'), _daemon_env())
+    _write(h.pidfile('sshd'), '%d\n' % pid)
+    return pid
+
+
+def _wait_sshd(h, pid):
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if _listening(h.ssh_port) and _alive(pid, h.sshd_config):
+            return
+        if not _running(pid):
+            break
+        time.sleep(0.05)
+    raise SandboxError('sshd of %s did not listen on 127.0.0.1:%d; log %s:\n%s'
+                       % (h.name, h.ssh_port, h.log('sshd'), _tail(h.log('sshd'))))
+
+
+def _stop_sshd(h):
+    """Stop hostN's sshd and the sessions it serves (an Ansible ControlPersist master keeps one open)."""
+    pid = _sshd_pid(h)
+    if not pid:
+        return False
+    sessions = _descendants(pid)
+    for victim in [pid] + sessions:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_running(v) for v in [pid] + sessions):
+        time.sleep(0.05)
+    for victim in [pid] + sessions:
+        if _running(victim):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGKILL)
+    return True
+
+
+def _ssh_base_argv(h, k):
+    return [_which('ssh') or 'ssh', '-F', '/dev/null', '-i', k.private, '-p', str(h.ssh_port),
+            '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no',
+            '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=10',
+            '%s@127.0.0.1' % FLEET_USER]
+
+
+def _check_cidr_free(h):
+    """The host's bridge subnet must not be on any other link of this machine."""
+    import ipaddress
+    net = ipaddress.ip_network(h.bridge_cidr, strict=False)
+    out = _ip('-o', '-4', 'addr', 'show', check=False).stdout.decode()
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[1].rstrip(':') != h.bridge:
+            with contextlib.suppress(ValueError):
+                if ipaddress.ip_interface(parts[3]).network.overlaps(net):
+                    raise SandboxError('%s (bridge of fleet %s) overlaps %s on %s'
+                                       % (h.bridge_cidr, h.name, parts[3], parts[1]))
+
+
+def _ensure_host_base(h):
+    if _engine_get(h, '/images/%s/json' % BASE_IMAGE)[0] != 200:
+        _run_docker(['pull', '-q', BASE_IMAGE], sock=h.sock, timeout=300)
+    if _engine_get(h, '/images/%s/json' % BASE_LOCAL)[0] != 200:
+        _run_docker(['tag', BASE_IMAGE, BASE_LOCAL], sock=h.sock)
+
+
+def _host_ready(h):
+    return (bool(_containerd_pid(h)) and _engine_up(h) and _sshd_up(h)
+            and _engine_get(h, '/images/%s/json' % BASE_IMAGE)[0] == 200)
+
+
+def fleet_up(n=3) -> dict:
+    """Start fleet hosts host1..hostN beside the main sandbox (idempotent). Returns fleet_info().
+
+    Each host: its own containerd + dockerd with the base image pulled from the sandbox registry, and
+    an sshd on 127.0.0.1:(2221 + N - 1) for root with the fleet's key. Hosts beyond n that already run
+    are left alone.
+    """
+    n = int(n)
+    if not 1 <= n <= FLEET_MAX:
+        raise ValueError('fleet_up(n): n is 1..%d' % FLEET_MAX)
+    up()  # the registry the hosts pull from, and the base image in it
+    p = _paths()
+    hosts = [_HostPaths(p, i) for i in range(1, n + 1)]
+    with _locked(p, p.fleet_lock):
+        k = _FleetKeys(p)
+        if (os.path.exists(k.private) and os.path.exists(k.authorized)
+                and all(_host_ready(h) for h in hosts)):
+            return fleet_info()
+        if os.geteuid() != 0:
+            raise SandboxError('the fleet needs root (it starts dockerd and sshd)')
+        _apt_install(_missing_fleet_packages(), _missing_fleet_packages)
+        k, pub = _ensure_fleet_keys(p)
+        mode = _auth_mode(p, k)
+        if mode == 'root':
+            _root_key_add(k, pub)
+
+        os.makedirs(p.fleet_cp, mode=0o700, exist_ok=True)
+        waits = []
+        for h in hosts:
+            for d in (h.state, h.logs, h.pids, h.journal):
+                os.makedirs(d, exist_ok=True)
+            os.makedirs(h.run, mode=0o711, exist_ok=True)
+            if _engine_pid(h) and not (_containerd_pid(h) and _engine_up(h)):
+                _stop_pid(_engine_pid(h), h.sock, name='%s dockerd' % h.name)
+            if not _engine_up(h):
+                _start_containerd(h)
+                if not os.path.exists(h.bridge_marker):
+                    _check_cidr_free(h)
+                _ensure_bridge(h)
+                log_offset = os.path.getsize(h.log('dockerd')) if os.path.exists(h.log('dockerd')) else 0
+                pid, driver = _start_dockerd(h)
+                waits.append((h, pid, driver, log_offset))
+        for h, pid, driver, log_offset in waits:  # the engines start side by side
+            _wait_dockerd(h, pid, driver, log_offset)
+        for h in hosts:
+            _ensure_host_base(h)
+
+        started = [(h, _start_sshd(p, h, k, mode)) for h in hosts if not _sshd_up(h)]
+        for h, pid in started:
+            _wait_sshd(h, pid)
+        for h, _pid in started:  # a real login: the key, the AuthorizedKeysFile and StrictModes work
+            proc = subprocess.run(_ssh_base_argv(h, k) + ['true'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  timeout=60, check=False)
+            if proc.returncode != 0:
+                raise SandboxError('ssh to %s (127.0.0.1:%d) failed: %s\nsshd log %s:\n%s'
+                                   % (h.name, h.ssh_port, proc.stdout.decode('utf-8', 'replace').strip(),
+                                      h.log('sshd'), _tail(h.log('sshd'), 15)))
+        return fleet_info()
+
+
+def fleet_info() -> dict:
+    """Where the fleet's hosts are and what runs: {'hosts': {'host1': {...}, ...}, 'ssh_private_key': ...}."""
+    p = _paths()
+    k = _FleetKeys(p)
+    record = json.loads(_read(k.root_record, '') or '{}')
+    hosts = {}
+    for n in _fleet_numbers(p):
+        h = _HostPaths(p, n)
+        hosts[h.name] = {
+            'name': h.name,
+            'ssh_host': '127.0.0.1',
+            'ssh_port': h.ssh_port,
+            'ssh_user': FLEET_USER,
+            'docker_host': 'unix://' + h.sock,
+            'state_dir': h.journal,
+            'host_dir': h.state,
+            'run_dir': h.run,
+            'bridge': h.bridge,
+            'bridge_cidr': h.bridge_cidr,
+            'address_pool': h.pool_base,
+            'storage_driver': (_read(h.driver_file, '') or '').strip() or None,
+            'logs': {name: h.log(name) for name in ('containerd', 'dockerd', 'sshd')},
+            'running': _host_running(h),
+        }
+    return {
+        'hosts': hosts,
+        'group': FLEET_GROUP,
+        'ssh_user': FLEET_USER,
+        'ssh_private_key': k.private,
+        'ssh_public_key': k.public,
+        'authorized_keys': record.get('path') or k.authorized,
+        'ssh_common_args': FLEET_SSH_COMMON_ARGS,
+        'ssh_control_path_dir': p.fleet_cp,
+        'python': os.environ.get('PATCHOPS_TARGET_PYTHON') or sys.executable,
+        'registry': REGISTRY,
+        'base_image': BASE_IMAGE,
+    }
+
+
+def _yaml_value(value):
+    # JSON scalars and flow collections are YAML; json.dumps escapes are YAML double-quoted escapes
+    if value is None or isinstance(value, (bool, int, float, list, dict)):
+        return json.dumps(value)
+    return json.dumps(str(value))
+
+
+def fleet_inventory(path, hosts=None, extra_hosts=None) -> str:
+    """Write an Ansible YAML inventory of the fleet (group docker_hosts) to path (.yml/.yaml/.json).
+
+    hosts: names ('host1') or numbers, default every fleet host fleet_info() lists. extra_hosts:
+    {name: {var: value}}: a new name starts as a copy of the host named by its 'like' key (default the
+    first host) with its own patch_containers_state_dir, then takes the given vars (for a host whose
+    socket does not exist, an unreachable port, a Python without the SDK, ...); the name of a host
+    already in the inventory just overrides its vars. Returns the path written.
+    """
+    path = os.fspath(path)
+    if not path.endswith(('.yml', '.yaml', '.json')):
+        raise ValueError('Ansible reads a YAML inventory only from a .yml, .yaml or .json file: %r' % path)
+    p = _paths()
+    info = fleet_info()
+    if hosts is None:
+        names = list(info['hosts'])
+    else:
+        names = [_host(p, h).name for h in ([hosts] if isinstance(hosts, (str, int)) else hosts)]
+    missing = [name for name in names if name not in info['hosts']]
+    if missing:
+        raise SandboxError('not set up: %s (run fleet_up first)' % ', '.join(missing))
+    python = info['python']
+
+    def host_vars(entry):
+        return {
+            'ansible_host': entry['ssh_host'],
+            'ansible_port': entry['ssh_port'],
+            'ansible_user': entry['ssh_user'],
+            'ansible_ssh_private_key_file': info['ssh_private_key'],
+            'ansible_ssh_common_args': info['ssh_common_args'],
+            'ansible_python_interpreter': python,
+            'ansible_control_path_dir': info['ssh_control_path_dir'],
+            'patch_containers_docker_host': entry['docker_host'],
+            'patch_containers_state_dir': entry['state_dir'],
+        }
+
+    inventory = {name: host_vars(info['hosts'][name]) for name in names}
+    for name, overrides in (extra_hosts or {}).items():
+        overrides = dict(overrides or {})
+        like = overrides.pop('like', None)
+        if name not in inventory or like is not None:
+            like = _host(p, like).name if like is not None else (names or list(info['hosts']) or [None])[0]
+            if like not in info['hosts']:
+                raise SandboxError('extra host %r: no fleet host to start from (run fleet_up first)' % name)
+            state_dir = os.path.join(p.fleet, 'extra', re.sub(r'[^A-Za-z0-9_.-]', '_', str(name)))
+            os.makedirs(state_dir, exist_ok=True)
+            inventory[name] = dict(host_vars(info['hosts'][like]), patch_containers_state_dir=state_dir)
+        inventory[name].update(overrides)
+
+    lines = ['# Ansible inventory of the patchops sandbox fleet (tests/sandbox/sandbox.py fleet_inventory)',
+             'all:', '  children:', '    %s:' % FLEET_GROUP, '      hosts:']
+    if not inventory:
+        lines[-1] += ' {}'
+    for name, hostvars in inventory.items():
+        lines.append('        %s:%s' % (_yaml_value(name), '' if hostvars else ' {}'))
+        for key, value in hostvars.items():
+            lines.append('          %s: %s' % (_yaml_value(key), _yaml_value(value)))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    _write(path, '\n'.join(lines) + '\n')
+    return path
+
+
+def fleet_docker(host, *args, check=True, input=None, env=None, timeout=None) -> str:
+    """Run the docker CLI against a fleet host's engine ('host1', 1 or its fleet_info() dict); return stdout."""
+    return _run_docker(args, check=check, input=input, env=env, timeout=timeout, sock=_host(_paths(), host).sock)
+
+
+def fleet_ssh_argv(host, *command) -> list:
+    """The ssh command line that logs into a fleet host as root (then runs command, if given)."""
+    p = _paths()
+    argv = _ssh_base_argv(_host(p, host), _FleetKeys(p))
+    if command:
+        argv.append(' '.join(shlex.quote(str(c)) for c in command))
+    return argv
+
+
+def fleet_ssh(host, *command, check=True, input=None, timeout=120) -> str:
+    """Run command on a fleet host over real SSH (words are quoted for the remote shell); return stdout."""
+    argv = fleet_ssh_argv(host, *command)
+    if isinstance(input, str):
+        input = input.encode()
+    proc = subprocess.run(argv, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
+                          check=False)
+    out, err = proc.stdout.decode('utf-8', 'replace'), proc.stderr.decode('utf-8', 'replace')
+    if check and proc.returncode != 0:
+        shown = ' '.join(str(c) for c in command)
+        name = _host(_paths(), host).name
+        raise SandboxError('ssh %s %s failed (exit %d): %s' % (name, shown, proc.returncode, err.strip()),
+                           cmd=argv, returncode=proc.returncode, stdout=out, stderr=err)
+    return out
+
+
+def fleet_reset(hosts=None, *, journal=True) -> dict:
+    """On each fleet host (default all): what reset() does on the main engine, and empty its journal dir."""
+    p = _paths()
+    names = _fleet_numbers(p) if hosts is None else ([hosts] if isinstance(hosts, (str, int)) else hosts)
+    out = {}
+    for host in names:
+        h = _host(p, host)
+        out[h.name] = _reset_engine(h.sock)
+        if journal and os.path.isdir(h.journal):
+            for entry in os.listdir(h.journal):
+                target = os.path.join(h.journal, entry)
+                if os.path.isdir(target) and not os.path.islink(target):
+                    shutil.rmtree(target, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(target)
+    return out
+
+
+def _stop_host_engine(h):
+    stopped = []
+    pid = _engine_pid(h)
+    if pid:
+        if _engine_get(h, '/_ping', 2)[0] == 200:
+            running = _run_docker(['ps', '-q'], check=False, sock=h.sock).split()
+            if running:
+                _run_docker(['stop', '-t', '2'] + running, check=False, timeout=60, sock=h.sock)
+        _stop_pid(pid, h.sock, name='%s dockerd' % h.name)
+        stopped.append(h.name + '/dockerd')
+    pid = _containerd_pid(h)
+    if pid:
+        _stop_pid(pid, h.ctd_config, name='%s containerd' % h.name)
+        stopped.append(h.name + '/containerd')
+    _kill_leftovers(h)
+    _unmount_under([h.data_root, h.exec_root, h.run, h.ctd_root, h.state])
+    if _which('ip'):
+        _remove_bridges(h)
+    for name in ('sshd', 'dockerd', 'containerd'):
+        with contextlib.suppress(OSError):
+            os.unlink(h.pidfile(name))
+    shutil.rmtree(h.run, ignore_errors=True)
+    return stopped
+
+
+def fleet_down(purge=False) -> dict:
+    """Stop what fleet_up() started (every host's sshd with its sessions, dockerd, containerd) and remove
+    their bridges and runtime dirs; with purge also delete the fleet's state (data, keys, journals)."""
+    p = _paths()
+    k = _FleetKeys(p)
+    if not os.path.isdir(p.fleet) and not _fleet_numbers(p) and not os.path.isdir(p.fleet_cp):
+        return {'stopped': [], 'purged': bool(purge)}
+    stopped = []
+    with _locked(p, p.fleet_lock):
+        hosts = [_HostPaths(p, n) for n in _fleet_numbers(p)]
+        for h in hosts:
+            if _stop_sshd(h):
+                stopped.append(h.name + '/sshd')
+        results = {}
+        threads = [threading.Thread(target=lambda h=h: results.__setitem__(h.name, _stop_host_engine(h)))
+                   for h in hosts]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for h in hosts:
+            stopped += results.get(h.name, [])
+        if _root_key_remove(k):
+            stopped.append('root-authorized-keys-line')
+        shutil.rmtree(p.fleet_cp, ignore_errors=True)
+        _remove_run_sshd(k)
+        if purge and os.path.lexists(p.fleet):
+            shutil.rmtree(p.fleet, ignore_errors=True)
+            if os.path.lexists(p.fleet):
+                raise SandboxError('could not remove %s' % p.fleet)
+    return {'stopped': stopped, 'purged': bool(purge)}
+
+
+def _remove_run_sshd(k):
+    """/run/sshd, when fleet_up made it, it is empty and no other sshd runs."""
+    d = (_read(k.run_sshd_record, '') or '').strip()
+    if not d:
+        return
+    sshd = os.path.realpath(_which('sshd') or '/usr/sbin/sshd')
+    others = [pid for pid in (int(e) for e in os.listdir('/proc') if e.isdigit()) if _exe(pid) == sshd]
+    if not others:
+        with contextlib.suppress(OSError):
+            os.rmdir(d)
+        with contextlib.suppress(OSError):
+            os.unlink(k.run_sshd_record)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -1334,6 +2069,19 @@ def main(argv=None):
         p = _paths()
         os.makedirs(p.client_config, exist_ok=True)
         return subprocess.call([_docker_bin(), '-H', 'unix://' + p.sock] + argv[1:], env=_client_env(p))
+    if argv[:1] in (['fleet-docker'], ['fleet_docker']) and len(argv) > 1:  # fleet-docker HOST ARGS...
+        p = _paths()
+        os.makedirs(p.client_config, exist_ok=True)
+        sock = _host(p, argv[1]).sock
+        return subprocess.call([_docker_bin(), '-H', 'unix://' + sock] + argv[2:],
+                               env=_client_env(p, {'DOCKER_HOST': 'unix://' + sock}))
+    if argv[:1] in (['fleet-ssh'], ['fleet_ssh']) and len(argv) > 1:  # fleet-ssh HOST [COMMAND...]
+        ssh = fleet_ssh_argv(argv[1])
+        if argv[2:]:
+            ssh.append(' '.join(argv[2:]))  # like ssh itself: the remote shell reads the words
+        else:
+            ssh.insert(1, '-t')
+        return subprocess.call(ssh)
     parser = argparse.ArgumentParser(prog='sandbox.py', description=__doc__.split('\n\n', maxsplit=1)[0])
     sub = parser.add_subparsers(dest='command', required=True)
     sub.add_parser('up', help='start engine + registry + base image (idempotent); prints info')
@@ -1349,6 +2097,20 @@ def main(argv=None):
     rq.add_argument('name', nargs='?')
     dk = sub.add_parser('docker', help='run the docker CLI against the sandbox engine')
     dk.add_argument('args', nargs=argparse.REMAINDER)
+    fu = sub.add_parser('fleet_up', aliases=['fleet-up'], help='start fleet hosts host1..hostN (idempotent)')
+    fu.add_argument('n', nargs='?', type=int, default=3)
+    sub.add_parser('fleet_info', aliases=['fleet-info'], help='print the fleet hosts, ports, sockets, keys')
+    fi = sub.add_parser('fleet_inventory', aliases=['fleet-inventory'], help='write an Ansible YAML inventory')
+    fi.add_argument('path')
+    fi.add_argument('--host', action='append', help='only this host (repeatable); default all')
+    fd = sub.add_parser('fleet_down', aliases=['fleet-down'], help='stop the fleet (main engine untouched)')
+    fd.add_argument('--purge', action='store_true', help='also delete the fleet state (data, keys, journals)')
+    fr = sub.add_parser('fleet_reset', aliases=['fleet-reset'], help='reset fleet engines and journals')
+    fr.add_argument('hosts', nargs='*')
+    for name, text in (('fleet-docker', 'HOST ARGS...: the docker CLI against a fleet host'),
+                       ('fleet-ssh', 'HOST [COMMAND...]: ssh into a fleet host as root')):
+        fx = sub.add_parser(name, help=text)
+        fx.add_argument('args', nargs=argparse.REMAINDER)
     for name in ('publish', 'aged'):
         sp = sub.add_parser(name, help='build (and push) a new image' if name == 'publish'
                             else 'build an image created DAYS ago')
@@ -1399,7 +2161,19 @@ def main(argv=None):
             show(publish(args.ref, push=not args.no_push, **_image_opts(args)))
         elif cmd == 'aged':
             show(aged(args.ref, args.days, push=args.push, **_image_opts(args)))
-    except SandboxError as exc:
+        elif cmd == 'fleet_up':
+            show(fleet_up(args.n))
+        elif cmd == 'fleet_info':
+            show(fleet_info())
+        elif cmd == 'fleet_inventory':
+            print(fleet_inventory(args.path, hosts=args.host))
+        elif cmd == 'fleet_down':
+            show(fleet_down(purge=args.purge))
+        elif cmd == 'fleet_reset':
+            show(fleet_reset(args.hosts or None))
+        elif cmd in ('fleet_docker', 'fleet_ssh'):
+            parser.error('%s needs a HOST' % args.command)
+    except (SandboxError, ValueError) as exc:
         sys.stderr.write('sandbox: error: %s\n' % exc)
         return 1
     return 0

@@ -3,9 +3,13 @@
 #
 # Brings the sandbox up when it is not running (and down again at the end only
 # then: others may be using it), links the collection where Ansible finds it,
-# and runs benchmarks/bench_image_age.py under .venv/core217, which prints the
-# table and writes it into docs/performance.md. Arguments go to the benchmark
-# (e.g. --runs 3, --no-docs). BENCH_PROFILE=1 also profiles one module run with
+# and runs under .venv/core217 benchmarks/bench_image_age.py (image_age_info
+# against a plain SDK script) and then benchmarks/bench_update.py
+# (container_update's downtime against SDK stop/start and stop/recreate); each
+# prints its tables and writes them into docs/performance.md. BENCH_ONLY=
+# image_age or update runs one of them. Arguments go to each benchmark (e.g.
+# --runs 3, --no-docs; --images/--per-image mean different set-ups to each, so
+# pass them with BENCH_ONLY). BENCH_PROFILE=1 also profiles one module run with
 # pyinstrument, installed into a throwaway venv under /tmp.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +18,11 @@ python=$repo/.venv/core217/bin/python
 sandbox="python3 $repo/tests/sandbox/sandbox.py"
 
 [[ -x $python ]] || { echo "bench: $python is missing; run make venv" >&2; exit 1; }
+only=${BENCH_ONLY:-}
+case $only in
+    ''|image_age|update) ;;
+    *) echo "bench: BENCH_ONLY must be image_age or update, not $only" >&2; exit 2 ;;
+esac
 
 running=$($sandbox info | python3 -c 'import json,sys; r=json.load(sys.stdin)["running"]; print(int(r["engine"] and r["registry"]))')
 started=0
@@ -45,4 +54,7 @@ if [[ ${BENCH_PROFILE:-0} == 1 ]]; then
     args+=(--profile "$profile_venv/bin/python")
 fi
 
-"$python" benchmarks/bench_image_age.py "${args[@]}" || status=$?
+for bench in image_age update; do
+    [[ -z $only || $only == "$bench" ]] || continue
+    "$python" "benchmarks/bench_$bench.py" "${args[@]}" || { rc=$?; ((status != 0)) || status=$rc; }
+done

@@ -86,7 +86,7 @@ def test_check_mode_changes_nothing_and_says_what_it_would_do(play, containers, 
     assert report['run']['check_mode'] is True
     host = report['hosts'][0]
     actions = dict((c['name'], c['action']) for c in host['containers'])
-    assert all(actions[n] == 'updated' for n in names)
+    assert all(actions[n] == 'would_update' for n in names), actions
     assert report['summary']['would_update'] == len(names)
 
 

@@ -1,54 +1,68 @@
 #!/usr/bin/env bash
-# make demo: bring up the sandbox with a few containers and report their image age.
-#
-# Stale: an image created 120 days ago. Update waiting: a newer image pushed for
-# the tag it runs. Current: nothing new. Built locally: never pushed anywhere.
+# make demo: a fleet of three Docker hosts reached over SSH, some of their containers on old
+# images; report them (image_age_report), patch them (patch_containers), report again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO_ROOT=$PWD
 VENV=${PATCHOPS_DEMO_VENV:-$REPO_ROOT/.venv/core217}
-SANDBOX="python3 $REPO_ROOT/tests/sandbox/sandbox.py"
+REPORT_DIR=$REPO_ROOT/.build/demo-report
+INVENTORY=$REPO_ROOT/.build/demo-inventory.yml
+export PATCHOPS_TARGET_PYTHON=$VENV/bin/python
 
-info=$($SANDBOX up)
-docker_host=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["docker_host"])' <<<"$info")
-registry=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["registry"])' <<<"$info")
-
-echo "Setting up demo containers on $docker_host (registry $registry)..."
-python3 - "$registry" <<'PY'
+echo "Starting the sandbox: a registry and three Docker hosts reached over SSH on 127.0.0.1..."
+python3 - "$INVENTORY" <<'PY'
 import sys
 sys.path.insert(0, 'tests/sandbox')
 import sandbox
 
-registry = sys.argv[1]
+inventory = sys.argv[1]
+sandbox.up()
+fleet = sandbox.fleet_up(3)
+registry = sandbox.info()['registry']
 sleeper = ['sh', '-c', "trap 'exit 0' TERM; sleep 86400 & wait"]
-# A second `make demo` starts from the same state.
-sandbox.docker('rm', '-f', 'legacy-api', 'web', 'worker', 'reports', check=False)
-first_run = sandbox.registry_digest(registry + '/shop/web:1.25') is None
-demo_refs = [registry + '/shop/legacy-api:2.3', registry + '/shop/web:1.25', registry + '/shop/worker:3',
-             'shop/reports:dev']
-if first_run:
-    sandbox.docker('rmi', '-f', *demo_refs, check=False)
-    sandbox.aged(registry + '/shop/legacy-api:2.3', 120, cmd=sleeper, push=True)
-    sandbox.publish(registry + '/shop/web:1.25', cmd=sleeper)
-    sandbox.publish(registry + '/shop/worker:3', cmd=sleeper)
-    sandbox.publish('shop/reports:dev', cmd=sleeper, push=False)
-sandbox.docker('run', '-d', '--name', 'legacy-api', '-p', '8080', registry + '/shop/legacy-api:2.3')
-sandbox.docker('run', '-d', '--name', 'web', '-p', '127.0.0.1:8081:80', registry + '/shop/web:1.25')
-sandbox.docker('run', '-d', '--name', 'worker', registry + '/shop/worker:3')
-sandbox.docker('run', '-d', '--name', 'reports', 'shop/reports:dev')
-if first_run:
-    # The vendor pushes a new web image after the container started; this host still has 1.25.0.
-    sandbox.publish(registry + '/shop/web:1.25', cmd=sleeper, labels={'release': '1.25.1'})
+names = ['legacy-api', 'web', 'worker']
+for host in ('host1', 'host2', 'host3'):
+    sandbox.fleet_docker(host, 'rm', '-f', *names, *[n + '.patchops-backup' for n in names], check=False)
+# What the hosts pull today: a 120-day-old API image, and current web and worker images.
+sandbox.aged(registry + '/shop/legacy-api:2.3', 120, cmd=sleeper, push=True)
+sandbox.publish(registry + '/shop/web:1.25', cmd=sleeper)
+sandbox.publish(registry + '/shop/worker:3', cmd=sleeper)
+for host in ('host1', 'host2', 'host3'):
+    for name, ref, extra in (('legacy-api', 'shop/legacy-api:2.3', ['-p', '8080']),
+                             ('web', 'shop/web:1.25', ['-p', '127.0.0.1::80']),
+                             ('worker', 'shop/worker:3', [])):
+        sandbox.fleet_docker(host, 'pull', '-q', registry + '/' + ref)
+        sandbox.fleet_docker(host, 'run', '-d', '--name', name, *extra, registry + '/' + ref)
+# The vendors push fixes for the API and web images; the worker stays current.
+sandbox.publish(registry + '/shop/legacy-api:2.3', cmd=sleeper, labels={'release': '2.3.1'})
+sandbox.publish(registry + '/shop/web:1.25', cmd=sleeper, labels={'release': '1.25.1'})
+sandbox.fleet_inventory(inventory, hosts=['host1', 'host2', 'host3'])
 PY
 
 mkdir -p "$REPO_ROOT/.build/collections/ansible_collections/patchops"
-ln -sfn "$REPO_ROOT" "$REPO_ROOT/.build/collections/ansible_collections/patchops/docker"
-export ANSIBLE_COLLECTIONS_PATH=$REPO_ROOT/.build/collections
-export ANSIBLE_CALLBACK_RESULT_FORMAT=yaml ANSIBLE_LOCALHOST_WARNING=0 ANSIBLE_NOCOLOR=${ANSIBLE_NOCOLOR:-0}
-export DOCKER_HOST=$docker_host
-"$VENV/bin/ansible-playbook" -i "sandbox-host," -c local \
-  -e "ansible_python_interpreter=$VENV/bin/python" demo/image_age.yml
+ln -sfn ../../../.. "$REPO_ROOT/.build/collections/ansible_collections/patchops/docker"
+export ANSIBLE_COLLECTIONS_PATH=$REPO_ROOT/.build/collections ANSIBLE_HOST_KEY_CHECKING=False
+export ANSIBLE_RETRY_FILES_ENABLED=0 ANSIBLE_DISPLAY_SKIPPED_HOSTS=0 ANSIBLE_DISPLAY_OK_HOSTS=0
+rm -rf "$REPORT_DIR"
 
 echo
-echo "The sandbox keeps running for you to explore: DOCKER_HOST=$docker_host docker ps"
-echo "Stop it with: python3 tests/sandbox/sandbox.py down"
+echo "== Before: ansible-playbook patchops.docker.image_age_report =="
+"$VENV/bin/ansible-playbook" -i "$INVENTORY" patchops.docker.image_age_report \
+  -e patch_containers_report_dir="$REPORT_DIR/before" >/dev/null
+"$VENV/bin/python" demo/table.py "$REPORT_DIR/before/patch-report.json"
+
+echo
+echo "== Patch: ansible-playbook patchops.docker.patch_containers =="
+"$VENV/bin/ansible-playbook" -i "$INVENTORY" patchops.docker.patch_containers \
+  -e patch_containers_report_dir="$REPORT_DIR" | sed -n '/PLAY RECAP/,$p'
+"$VENV/bin/python" demo/table.py "$REPORT_DIR/patch-report.json"
+
+echo
+echo "== After: ansible-playbook patchops.docker.image_age_report =="
+"$VENV/bin/ansible-playbook" -i "$INVENTORY" patchops.docker.image_age_report \
+  -e patch_containers_report_dir="$REPORT_DIR/after" >/dev/null
+"$VENV/bin/python" demo/table.py "$REPORT_DIR/after/patch-report.json"
+
+echo
+echo "The fleet report: $REPORT_DIR/patch-report.html (also .md and .json)"
+echo "The sandbox keeps running; stop it with: python3 tests/sandbox/sandbox.py down"

@@ -62,7 +62,9 @@ _value:
       type: list
       elements: str
     excluded:
-      description: The containers left alone, each C({name, why}).
+      description:
+        - The containers a rule left alone (label, opt-in, include/exclude, query), each C({name, why}).
+          Containers with nothing to patch are in neither list; their C(reason) says why.
       type: list
       elements: dict
 '''
@@ -116,13 +118,11 @@ def patch_selection(containers, include=None, exclude=None, opt_in=False, query_
             why = 'in patch_containers_exclude'
         elif queried is not None and name not in queried:
             why = 'not selected by patch_containers_query'
-        elif container.get('update_available') is None:
-            why = 'update status unknown: %s' % container.get('reason')
-        elif not container.get('update_available'):
-            why = 'up to date (%s)' % container.get('reason')
-        else:
+        elif container.get('update_available'):
             selected.append(name)
             continue
+        else:
+            continue  # nothing to patch: its reason (current, pinned, registry error) says why
         excluded.append(dict(name=name, why=why))
     return dict(selected=selected, excluded=excluded)
 

@@ -109,8 +109,8 @@ def test_a_broken_image_on_one_host_stops_the_window_with_serial(fleet, world, t
     publish_newer(world, 'host3')
     before = container_ids(world)
 
-    proc, report = run_fleet(tmp_path, unique, extra=dict(patch_containers_serial=1,
-                                                         patch_containers_max_fail_percentage=0))
+    proc, report = run_fleet(tmp_path, unique,
+                             extra=dict(patch_containers_serial=1, patch_containers_max_fail_percentage=0))
 
     assert proc.returncode != 0
     after = container_ids(world)

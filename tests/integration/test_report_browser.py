@@ -23,6 +23,7 @@ CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 def chromium_present():
     assert CHROMIUM, 'Chromium is missing: make venv installs it (apt-get install -y chromium)'
 
+
 RUN = {'playbook': 'Patch containers (browser test)', 'check_mode': False}
 PLANTED = 'PLANTED-SECRET-5e1f'
 

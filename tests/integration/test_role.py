@@ -154,8 +154,8 @@ def test_include_role_inside_an_existing_play(play, containers, repo, unique, tm
     assert inspect(names[0])['Id'] != before
 
 
-def test_playbook_runs_under_ansible_runner_and_publishes_set_stats(play, containers, repo, unique, tmp_path,
-                                                                   docker_host):
+def test_playbook_runs_under_ansible_runner_and_publishes_set_stats(
+        play, containers, repo, unique, tmp_path, docker_host):
     names = outdated(containers, repo, unique, count=1)
     private = tmp_path / 'runner'
     (private / 'project').mkdir(parents=True)

@@ -18,7 +18,7 @@ import re
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
-from ansible_collections.patchops.docker.plugins.module_utils.errors import DockerConnectionError
+from ansible_collections.patchops.docker.plugins.module_utils.errors import DockerConnectionError, PatchopsError
 
 try:
     import docker
@@ -183,3 +183,12 @@ class DockerClient(object):
 
     def fail(self, msg, **kwargs):
         self.module.fail_json(msg=msg, **kwargs)
+
+    def run(self, work, *args, **kwargs):
+        """Return ``work(*args, **kwargs)``; our errors and Docker's fail the module with one sentence."""
+        try:
+            return work(*args, **kwargs)
+        except PatchopsError as exc:
+            self.module.fail_json(msg=str(exc))
+        except (DockerException, RequestException) as exc:
+            self.module.fail_json(msg='Docker API error on %s: %s.' % (self.docker_host, short_reason(exc)))

@@ -21,11 +21,7 @@ import time
 from collections import OrderedDict
 
 from ansible_collections.patchops.docker.plugins.module_utils.errors import InvalidOption
-from ansible_collections.patchops.docker.plugins.module_utils.client import (
-    DockerException,
-    RequestException,
-    short_reason,
-)
+from ansible_collections.patchops.docker.plugins.module_utils.client import DockerException, RequestException
 from ansible_collections.patchops.docker.plugins.module_utils.image_age import (
     age_days,
     classify,
@@ -33,7 +29,11 @@ from ansible_collections.patchops.docker.plugins.module_utils.image_age import (
 )
 from ansible_collections.patchops.docker.plugins.module_utils.inventory import iso_to_epoch, select_containers
 from ansible_collections.patchops.docker.plugins.module_utils.journal import Journal
-from ansible_collections.patchops.docker.plugins.module_utils.ordering import dependency_order, hard_dependents
+from ansible_collections.patchops.docker.plugins.module_utils.ordering import (
+    dependencies,
+    dependency_order,
+    hard_dependents,
+)
 from ansible_collections.patchops.docker.plugins.module_utils.pull import PULL_POLICIES, pull_all
 from ansible_collections.patchops.docker.plugins.module_utils.recreate import plan_recreate
 from ansible_collections.patchops.docker.plugins.module_utils.registry import lookup_remote_digests
@@ -288,7 +288,6 @@ class Updater(object):
                                   old_image_id=inspect.get('Image'), follower=True))
 
     def _blocked_by(self, inspect, names_by_id, broken):
-        from ansible_collections.patchops.docker.plugins.module_utils.ordering import dependencies
         for dep, hard in dependencies(inspect, names_by_id).items():
             if hard and dep in broken:
                 return dep
@@ -330,6 +329,3 @@ class Updater(object):
             before=dict((c['name'], dict(image=c['image'], image_id=c['old_image_id'])) for c in changed),
             after=after,
         )
-
-
-__all__ = ['Updater', 'ACTIONS', 'short_reason']

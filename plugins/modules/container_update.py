@@ -228,13 +228,7 @@ recovered:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.patchops.docker.plugins.module_utils.client import (
-    DockerClient,
-    DockerException,
-    RequestException,
-    docker_argument_spec,
-    short_reason,
-)
+from ansible_collections.patchops.docker.plugins.module_utils.client import DockerClient, docker_argument_spec
 from ansible_collections.patchops.docker.plugins.module_utils.errors import PatchopsError
 from ansible_collections.patchops.docker.plugins.module_utils.updater import Updater, validate
 
@@ -264,12 +258,7 @@ def main():
     except PatchopsError as exc:
         module.fail_json(msg=str(exc))
     client = DockerClient(module)
-    try:
-        result = Updater(client, module.params, check_mode=module.check_mode).run()
-    except PatchopsError as exc:
-        module.fail_json(msg=str(exc))
-    except (DockerException, RequestException) as exc:
-        module.fail_json(msg='Docker API error on %s: %s.' % (client.docker_host, short_reason(exc)))
+    result = client.run(Updater(client, module.params, check_mode=module.check_mode).run)
     if not module._diff:
         result.pop('diff', None)
     bad = [c['name'] for c in result['containers'] if c['action'] in ('rolled_back', 'failed')]

@@ -300,13 +300,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.patchops.docker.plugins.module_utils.client import (
-    DockerClient,
-    DockerException,
-    RequestException,
-    docker_argument_spec,
-    short_reason,
-)
+from ansible_collections.patchops.docker.plugins.module_utils.client import DockerClient, docker_argument_spec
 from ansible_collections.patchops.docker.plugins.module_utils.errors import PatchopsError
 from ansible_collections.patchops.docker.plugins.module_utils.image_age import (
     assess_container,
@@ -380,12 +374,7 @@ def main():
     except PatchopsError as exc:
         module.fail_json(msg=str(exc))
     client = DockerClient(module)
-    try:
-        result = run(client, module.params, query, module.check_mode)
-    except PatchopsError as exc:
-        module.fail_json(msg=str(exc))
-    except (DockerException, RequestException) as exc:
-        module.fail_json(msg='Docker API error on %s: %s.' % (client.docker_host, short_reason(exc)))
+    result = client.run(run, client, module.params, query, module.check_mode)
     module.exit_json(changed=any(r['action'] != 'failed' for r in result['recovered']), **result)
 
 

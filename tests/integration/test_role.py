@@ -44,7 +44,7 @@ def inspect(name):
 
 def recap(proc):
     """'changed=N' and 'failed=N' of localhost from the PLAY RECAP."""
-    line = [l for l in proc.stdout.splitlines() if l.startswith('localhost') and 'ok=' in l][-1]
+    line = [text for text in proc.stdout.splitlines() if text.startswith('localhost') and 'ok=' in text][-1]
     return dict(part.split('=') for part in line.split()[2:])
 
 
@@ -156,7 +156,7 @@ def test_include_role_inside_an_existing_play(play, containers, repo, unique, tm
 
 def test_playbook_runs_under_ansible_runner_and_publishes_set_stats(
         play, containers, repo, unique, tmp_path, docker_host):
-    names = outdated(containers, repo, unique, count=1)
+    outdated(containers, repo, unique, count=1)
     private = tmp_path / 'runner'
     (private / 'project').mkdir(parents=True)
     (private / 'inventory').mkdir()

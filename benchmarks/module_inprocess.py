@@ -15,6 +15,7 @@ them (summed over threads, so the registry look-ups can add up to more than
 their phase's wall time at concurrency > 1).
 """
 
+import functools
 import json
 import sys
 import threading
@@ -28,6 +29,8 @@ from ansible_collections.patchops.docker.plugins.module_utils import client as c
 from ansible_collections.patchops.docker.plugins.module_utils import inventory as inventory_utils  # noqa: E402
 
 T_IMPORTED = time.perf_counter()
+
+from common import module_params, time_calls  # noqa: E402  (after the module's imports were timed)
 
 API_METHODS = ('ping', 'version', 'containers', 'inspect_container', 'images', 'inspect_image',
                'inspect_distribution')
@@ -47,12 +50,6 @@ class FakeModule(object):
         raise ModuleFailed(msg)
 
 
-def params_from(args):
-    params = dict((name, spec.get('default')) for name, spec in mod.argument_spec().items())
-    params.update(args)
-    return params
-
-
 class Meter(object):
     """Wall time per phase and per API method; thread safe for the look-up pool."""
 
@@ -62,31 +59,20 @@ class Meter(object):
         self.calls = defaultdict(lambda: [0, 0.0])
 
     def wrap_phase(self, owner, attr, label):
-        original = getattr(owner, attr)
-
-        def timed(*args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                with self.lock:
-                    self.phases[label] += time.perf_counter() - t0
-        setattr(owner, attr, timed)
+        def record(t0):
+            with self.lock:
+                self.phases[label] += time.perf_counter() - t0
+        time_calls(owner, attr, record)
 
     def wrap_api(self, api):
         for name in API_METHODS:
-            original = getattr(api, name)
+            time_calls(api, name, functools.partial(self._record_call, name))
 
-            def timed(*args, _original=original, _name=name, **kwargs):
-                t0 = time.perf_counter()
-                try:
-                    return _original(*args, **kwargs)
-                finally:
-                    with self.lock:
-                        entry = self.calls[_name]
-                        entry[0] += 1
-                        entry[1] += time.perf_counter() - t0
-            setattr(api, name, timed)
+    def _record_call(self, name, t0):
+        with self.lock:
+            entry = self.calls[name]
+            entry[0] += 1
+            entry[1] += time.perf_counter() - t0
 
 
 class MeteredClient(client_utils.DockerClient):
@@ -112,7 +98,7 @@ class MeteredClient(client_utils.DockerClient):
 
 def main(args_file):
     with open(args_file) as f:
-        params = params_from(json.load(f)['ANSIBLE_MODULE_ARGS'])
+        params = module_params(mod, json.load(f)['ANSIBLE_MODULE_ARGS'])
     meter = Meter()
     MeteredClient.meter = meter
     inv = inventory_utils.HostInventory

@@ -94,14 +94,15 @@ class SandboxError(RuntimeError):
 
 # --------------------------------------------------------------------------- paths
 
-class _Paths:
-    def __init__(self):
-        state = os.environ.get('PATCHOPS_SANDBOX_DIR') or os.path.join(REPO, '.sandbox')
-        self.state = os.path.abspath(state)
-        self.tag = hashlib.sha1(self.state.encode()).hexdigest()[:8]
-        run_parent = '/run' if os.path.isdir('/run') and os.access('/run', os.W_OK) else '/tmp'
-        self.run = os.path.join(run_parent, 'patchops-sb-' + self.tag)
-        self.lock = self.run + '.lock'
+class _EngineFiles:
+    """Where one engine (containerd + dockerd) keeps its files: its state under STATE, its sockets under RUN.
+
+    The attributes the engine helpers use, for the sandbox's engine (_Paths) and a fleet host's (_HostPaths).
+    """
+
+    def __init__(self, state, run):
+        self.state = state
+        self.run = run
         self.sock = os.path.join(self.run, 'docker.sock')
         self.exec_root = os.path.join(self.run, 'exec')
         self.ctd_state = os.path.join(self.run, 'containerd')
@@ -111,14 +112,29 @@ class _Paths:
         self.ctd_config = os.path.join(self.state, 'containerd.toml')
         self.daemon_json = os.path.join(self.state, 'daemon.json')
         self.key = os.path.join(self.state, 'key.json')
+        self.logs = os.path.join(self.state, 'logs')
+        self.pids = os.path.join(self.state, 'pids')
+        self.bridge_marker = os.path.join(self.state, 'bridge-created')
+        self.driver_file = os.path.join(self.state, 'storage-driver')
+
+    def log(self, name):
+        return os.path.join(self.logs, name + '.log')
+
+    def pidfile(self, name):
+        return os.path.join(self.pids, name + '.pid')
+
+
+class _Paths(_EngineFiles):
+    def __init__(self):
+        state = os.path.abspath(os.environ.get('PATCHOPS_SANDBOX_DIR') or os.path.join(REPO, '.sandbox'))
+        self.tag = hashlib.sha1(state.encode()).hexdigest()[:8]
+        run_parent = '/run' if os.path.isdir('/run') and os.access('/run', os.W_OK) else '/tmp'
+        super().__init__(state, os.path.join(run_parent, 'patchops-sb-' + self.tag))
+        self.lock = self.run + '.lock'
         self.reg_root = os.path.join(self.state, 'registry')
         self.reg_config = os.path.join(self.state, 'registry.yml')
         self.client_config = os.path.join(self.state, 'docker-config')
-        self.logs = os.path.join(self.state, 'logs')
-        self.pids = os.path.join(self.state, 'pids')
         self.tmp = os.path.join(self.state, 'tmp')
-        self.bridge_marker = os.path.join(self.state, 'bridge-created')
-        self.driver_file = os.path.join(self.state, 'storage-driver')
         self.cgroup_parent = 'patchops-sb-' + self.tag
         self.bridge = BRIDGE
         self.bridge_cidr = BRIDGE_CIDR
@@ -129,12 +145,6 @@ class _Paths:
         # Ansible's ssh ControlPersist sockets for the fleet: its default ~/.ansible/cp is shared by every
         # checkout and network namespace, where 127.0.0.1:2221 may be another fleet's host
         self.fleet_cp = os.path.join(self.run, 'cp')
-
-    def log(self, name):
-        return os.path.join(self.logs, name + '.log')
-
-    def pidfile(self, name):
-        return os.path.join(self.pids, name + '.pid')
 
 
 def _paths():
@@ -1376,7 +1386,7 @@ __all__ += ['fleet_up', 'fleet_down', 'fleet_info', 'fleet_inventory', 'fleet_do
             'fleet_ssh_argv', 'fleet_reset']
 
 
-class _HostPaths:
+class _HostPaths(_EngineFiles):
     """One fleet host: the attributes the engine helpers use (as _Paths) plus its sshd and journal."""
 
     def __init__(self, p, n):
@@ -1384,21 +1394,7 @@ class _HostPaths:
             raise ValueError('fleet hosts are host1..host%d, not host%d' % (FLEET_MAX, n))
         self.n = n
         self.name = 'host%d' % n
-        self.state = os.path.join(p.fleet, self.name)
-        self.run = os.path.join(p.run, 'h%d' % n)
-        self.sock = os.path.join(self.run, 'docker.sock')
-        self.exec_root = os.path.join(self.run, 'exec')
-        self.ctd_state = os.path.join(self.run, 'containerd')
-        self.ctd_sock = os.path.join(self.run, 'containerd.sock')
-        self.data_root = os.path.join(self.state, 'data')
-        self.ctd_root = os.path.join(self.state, 'containerd')
-        self.ctd_config = os.path.join(self.state, 'containerd.toml')
-        self.daemon_json = os.path.join(self.state, 'daemon.json')
-        self.key = os.path.join(self.state, 'key.json')
-        self.logs = os.path.join(self.state, 'logs')
-        self.pids = os.path.join(self.state, 'pids')
-        self.bridge_marker = os.path.join(self.state, 'bridge-created')
-        self.driver_file = os.path.join(self.state, 'storage-driver')
+        super().__init__(os.path.join(p.fleet, self.name), os.path.join(p.run, 'h%d' % n))
         self.cgroup_parent = '%s-h%d' % (p.cgroup_parent, n)
         self.bridge = 'br-patchops%d' % n
         self.bridge_cidr = FLEET_BRIDGE_CIDR % n
@@ -1408,12 +1404,6 @@ class _HostPaths:
         self.ssh_port = FLEET_SSH_PORT + n - 1
         self.sshd_config = os.path.join(self.state, 'sshd_config')
         self.host_key = os.path.join(self.state, 'ssh_host_ed25519_key')
-
-    def log(self, name):
-        return os.path.join(self.logs, name + '.log')
-
-    def pidfile(self, name):
-        return os.path.join(self.pids, name + '.pid')
 
 
 class _FleetKeys:

@@ -54,7 +54,7 @@ echo "== Before: ansible-playbook patchops.docker.image_age_report =="
 echo
 echo "== Patch: ansible-playbook patchops.docker.patch_containers =="
 "$VENV/bin/ansible-playbook" -i "$INVENTORY" patchops.docker.patch_containers \
-  -e patch_containers_report_dir="$REPORT_DIR" | sed -n '/PLAY RECAP/,$p'
+  -e patch_containers_report_dir="$REPORT_DIR" -e patch_containers_stable_seconds=2 | sed -n '/PLAY RECAP/,$p'
 "$VENV/bin/python" demo/table.py "$REPORT_DIR/patch-report.json"
 
 echo

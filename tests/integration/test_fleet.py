@@ -50,7 +50,7 @@ def run_fleet(tmp_path, unique, playbook='patchops.docker.patch_containers', che
     inventory = sandbox.fleet_inventory(str(tmp_path / 'fleet.yml'), hosts=HOSTS, extra_hosts=extra_hosts)
     report_dir = tmp_path / 'report'
     extra_vars = dict(patch_containers_include=['*-%s' % unique], patch_containers_report_dir=str(report_dir),
-                      patch_containers_hosts='docker_hosts')
+                      patch_containers_hosts='docker_hosts', patch_containers_stable_seconds=1)
     extra_vars.update(extra or {})
     cmd = ['ansible-playbook', '-i', inventory, playbook, '-e', json.dumps(extra_vars)]
     if check:

@@ -21,7 +21,7 @@ def play(docker_host, tmp_path, unique):
     def run(playbook, check=False, tags=None, extra=None, env=None, raw_extra=None):
         extra_vars = dict(patch_containers_docker_host=docker_host, patch_containers_state_dir=state_dir,
                           patch_containers_include=['*-%s' % unique], patch_containers_hosts='localhost',
-                          ansible_python_interpreter=target_python())
+                          patch_containers_stable_seconds=1, ansible_python_interpreter=target_python())
         extra_vars.update(extra or {})
         cmd = ['ansible-playbook', '-i', 'localhost,', '-c', 'local', playbook, '-e', json.dumps(extra_vars)]
         for item in raw_extra or []:
@@ -167,7 +167,7 @@ def test_playbook_runs_under_ansible_runner_and_publishes_set_stats(
     (private / 'env' / 'extravars').write_text(json.dumps(dict(
         patch_containers_docker_host=docker_host, patch_containers_state_dir=play.state_dir,
         patch_containers_include=['*-%s' % unique], patch_containers_hosts='localhost',
-        ansible_python_interpreter=target_python())))
+        patch_containers_stable_seconds=1, ansible_python_interpreter=target_python())))
     runner = os.path.join(os.path.dirname(subprocess.check_output(['which', 'ansible-playbook'], text=True)),
                           'ansible-runner')
 

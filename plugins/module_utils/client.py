@@ -85,6 +85,13 @@ def short_reason(exc):
     111] Connection refused'))"); operators need the last part only.
     """
     text = str(exc).strip()
+    name_match = re.findall(r"CertificateError\((?:\"(.+?)\"|'(.+?)')\)", text)
+    if name_match:
+        return 'TLS certificate check failed: %s' % ''.join(name_match[-1]).strip().rstrip('.')
+    ssl_match = re.findall(r"\[SSL: [A-Z0-9_]+\] ([^'\"]+)", text)
+    if ssl_match:
+        reason = re.sub(r'\s*\(_ssl\.c:\d+\)\s*$', '', ssl_match[-1]).strip().rstrip('.')
+        return 'TLS handshake failed: %s' % reason
     errno_match = re.findall(r"\[Errno -?\d+\] ([^'\"\)]+)", text)
     if errno_match:
         return errno_match[-1].strip()
@@ -106,6 +113,25 @@ class _TLSHostnameAdapter(HTTPAdapter):
         kwargs['assert_hostname'] = self._hostname
         kwargs['server_hostname'] = self._hostname
         super(_TLSHostnameAdapter, self).init_poolmanager(*args, **kwargs)
+
+
+def _pin_ca_file(api, ca_file):
+    """Make ``ca_file`` the CA bundle of every request ``api`` sends.
+
+    ``requests`` lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` from the environment
+    override a session's own ``verify`` path whenever a request leaves ``verify``
+    unset (as the SDK's requests all do): on a host with either variable set, the
+    engine's CA given as ``ca_path``/``DOCKER_CERT_PATH`` would be ignored and the
+    engine's certificate refused. Proxies from the environment still apply.
+    """
+    merge = api.merge_environment_settings
+
+    def merge_keeping_ca(url, proxies, stream, verify, cert):
+        settings = merge(url, proxies, stream, verify, cert)
+        if verify is None or verify is True:
+            settings['verify'] = ca_file
+        return settings
+    api.merge_environment_settings = merge_keeping_ca
 
 
 class DockerClient(object):
@@ -164,17 +190,21 @@ class DockerClient(object):
                 raise DockerConnectionError('Invalid TLS settings for %s: %s.' % (self.docker_host, short_reason(exc)))
         version = params['api_version'] or 'auto'
         custom_hostname = use_tls and params.get('tls_hostname')
+        ca_file = tls_config.verify if tls_config and isinstance(tls_config.verify, str) else None
+        negotiate_later = bool(custom_hostname or ca_file)
         try:
-            # With a custom TLS host name the adapter must be mounted before the
-            # first request, so the version is negotiated by hand afterwards.
+            # With a custom TLS host name or our own CA file the session must be set up
+            # before the first request, so the version is negotiated by hand afterwards.
             api = docker.APIClient(base_url=base_url,
-                                   version=MIN_API_VERSION if (custom_hostname and version == 'auto') else version,
+                                   version=MIN_API_VERSION if (negotiate_later and version == 'auto') else version,
                                    timeout=params['timeout'], tls=tls_config, max_pool_size=max_pool_size)
+            if ca_file:
+                _pin_ca_file(api, ca_file)
             if custom_hostname:
                 api.mount('https://', _TLSHostnameAdapter(params['tls_hostname'], pool_maxsize=max_pool_size))
-                if version == 'auto':
-                    server = api.version(api_version=False).get('ApiVersion', MIN_API_VERSION)
-                    api._version = min(server, DEFAULT_API_VERSION, key=_version_tuple)
+            if negotiate_later and version == 'auto':
+                server = api.version(api_version=False).get('ApiVersion', MIN_API_VERSION)
+                api._version = min(server, DEFAULT_API_VERSION, key=_version_tuple)
             api.ping()
         except (DockerException, RequestException) as exc:
             raise DockerConnectionError('Cannot connect to the Docker daemon at %s: %s.'

@@ -858,10 +858,12 @@ def down(purge=False) -> dict:
     with _locked(p):
         # the fleet first: its hosts pull from the registry and live under the state and runtime dirs
         fleet = fleet_down(purge=purge)
+        extras = tls_engine_down(purge=purge)['stopped'] + auth_registry_down(purge=purge)['stopped']
         pid = _registry_pid(p)
         if pid:
             _stop_pid(pid, p.reg_config, name='registry')
             stopped.append('registry')
+        stopped += extras
         pid = _engine_pid(p)
         if pid:
             if _engine_get(p, '/_ping', 2)[0] == 200:
@@ -2024,6 +2026,288 @@ def _remove_run_sshd(k):
             os.rmdir(d)
         with contextlib.suppress(OSError):
             os.unlink(k.run_sshd_record)
+
+
+# --------------------------------------------------------------------------- registry with basic auth
+
+AUTH_REGISTRY_ADDR = '127.0.0.1:5116'
+AUTH_REGISTRY_USER = 'patchops'
+
+
+class _AuthRegistryPaths:
+    """The second registry: htpasswd (bcrypt) basic auth, plain HTTP on AUTH_REGISTRY_ADDR."""
+
+    def __init__(self, p):
+        self.dir = os.path.join(p.state, 'auth-registry')
+        self.root = os.path.join(self.dir, 'storage')
+        self.config = os.path.join(self.dir, 'registry.yml')
+        self.htpasswd = os.path.join(self.dir, 'htpasswd')
+        self.secret = os.path.join(self.dir, 'password')
+        self.pidfile = p.pidfile('auth-registry')
+        self.log = p.log('auth-registry')
+
+
+def _auth_registry_pid(p, a):
+    text = _read(a.pidfile, '') or ''
+    pid = int(text.strip()) if text.strip().isdigit() else 0
+    if _alive(pid, a.config):
+        return pid
+    found = _pids_matching(a.config, 'docker-registry')
+    return found[0] if found else 0
+
+
+def _auth_registry_status(timeout=2):
+    req = urllib.request.Request('http://%s/v2/' % AUTH_REGISTRY_ADDR, method='GET')
+    try:
+        with _opener.open(req, timeout=timeout) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (OSError, http.client.HTTPException):
+        return None
+
+
+def _bcrypt_line(user, password):
+    """'user:$2y$...' as `htpasswd -Bbn` writes it (distribution accepts only bcrypt entries)."""
+    if _which('htpasswd'):
+        out = subprocess.run([_which('htpasswd'), '-Bbn', user, password], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, check=True).stdout.decode()
+        return out.strip()
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', DeprecationWarning)
+        import crypt  # glibc's libxcrypt does bcrypt ($2b$)
+    hashed = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 5))
+    if not hashed or not hashed.startswith('$2'):
+        raise SandboxError('no bcrypt here: install apache2-utils (htpasswd)')
+    return '%s:%s' % (user, hashed)
+
+
+def auth_registry_info() -> dict:
+    """The basic-auth registry: address, user, password and whether it runs."""
+    p = _paths()
+    a = _AuthRegistryPaths(p)
+    return {'registry': AUTH_REGISTRY_ADDR, 'user': AUTH_REGISTRY_USER,
+            'password': (_read(a.secret, '') or '').strip() or None, 'htpasswd': a.htpasswd,
+            'log': a.log, 'running': bool(_auth_registry_pid(p, a)) and _auth_registry_status() == 401}
+
+
+def auth_registry_up() -> dict:
+    """Start a second registry (Debian's docker-registry) on AUTH_REGISTRY_ADDR that wants basic auth
+    (htpasswd, bcrypt) for everything; the password is random, made once per state dir. Idempotent.
+    Returns auth_registry_info(). Log in with the docker CLI and a private DOCKER_CONFIG."""
+    up()
+    p = _paths()
+    a = _AuthRegistryPaths(p)
+    with _locked(p):
+        if _auth_registry_pid(p, a) and _auth_registry_status() == 401:
+            return auth_registry_info()
+        os.makedirs(a.root, exist_ok=True)
+        os.chmod(a.dir, 0o700)
+        password = (_read(a.secret, '') or '').strip()
+        if not password:
+            password = uuid.uuid4().hex
+            _write(a.secret, password + '\n', mode=0o600)
+        _write(a.htpasswd, _bcrypt_line(AUTH_REGISTRY_USER, password) + '\n', mode=0o600)
+        _write(a.config, json.dumps({
+            'version': 0.1,
+            'log': {'level': 'info', 'formatter': 'text'},
+            'storage': {'filesystem': {'rootdirectory': a.root}, 'delete': {'enabled': True},
+                        'maintenance': {'uploadpurging': {'enabled': False}}},
+            'auth': {'htpasswd': {'realm': 'patchops-sandbox', 'path': a.htpasswd}},
+            'http': {'addr': AUTH_REGISTRY_ADDR, 'headers': {'X-Content-Type-Options': ['nosniff']}},
+            'health': {'storagedriver': {'enabled': False}},
+        }, indent=2) + '\n', mode=0o600)
+        if _port_open(AUTH_REGISTRY_ADDR):
+            raise SandboxError('%s is already taken by a process this sandbox did not start' % AUTH_REGISTRY_ADDR)
+        pid = _spawn([_which('docker-registry'), 'serve', a.config], a.log, _daemon_env())
+        _write(a.pidfile, '%d\n' % pid)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if _auth_registry_status() == 401:
+                return auth_registry_info()
+            if not _running(pid):
+                break
+            time.sleep(0.05)
+        raise SandboxError('auth registry did not answer on %s; log %s:\n%s' % (AUTH_REGISTRY_ADDR, a.log,
+                                                                                _tail(a.log)))
+
+
+def auth_registry_down(purge=False) -> dict:
+    """Stop the basic-auth registry; with purge also delete its storage, htpasswd and password."""
+    p = _paths()
+    a = _AuthRegistryPaths(p)
+    stopped = []
+    with _locked(p):
+        pid = _auth_registry_pid(p, a)
+        if pid:
+            _stop_pid(pid, a.config, name='auth registry')
+            stopped.append('auth-registry')
+        with contextlib.suppress(OSError):
+            os.unlink(a.pidfile)
+        if purge:
+            shutil.rmtree(a.dir, ignore_errors=True)
+    return {'stopped': stopped, 'purged': bool(purge)}
+
+
+# --------------------------------------------------------------------------- engine with TLS on TCP
+
+TLS_ENGINE_ADDR = '127.0.0.1:5117'
+TLS_POOL_BASE = '172.29.240.0/20'
+
+
+class _TLSEnginePaths(_EngineFiles):
+    """A dockerd with --tlsverify on tcp://TLS_ENGINE_ADDR (and a private unix socket for the sandbox)."""
+
+    def __init__(self, p):
+        super().__init__(os.path.join(p.state, 'tls-engine'), os.path.join(p.run, 'tls'))
+        self.cgroup_parent = p.cgroup_parent + '-tls'
+        self.bridge = 'none'  # no default bridge: no link to make or remove
+        self.bridge_cidr = None
+        self.pool_base = TLS_POOL_BASE
+        self.pool = 'base=%s,size=24' % TLS_POOL_BASE
+        self.certs = os.path.join(self.state, 'certs')
+        self.client = os.path.join(self.certs, 'client')      # ca.pem, cert.pem, key.pem (DOCKER_CERT_PATH)
+        self.wrong_ca = os.path.join(self.certs, 'wrong-ca')  # ca.pem of a CA that signed nothing here
+
+    def cert(self, name):
+        return os.path.join(self.certs, name)
+
+
+def _openssl(*args):
+    proc = subprocess.run([_which('openssl') or 'openssl'] + list(args), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, check=False)
+    if proc.returncode != 0:
+        raise SandboxError('openssl %s failed: %s' % (' '.join(args[:2]), proc.stderr.decode().strip()))
+
+
+def _make_ca(key, cert, cn):
+    _openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '365',
+             '-subj', '/CN=' + cn, '-addext', 'basicConstraints=critical,CA:TRUE',
+             '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-addext', 'subjectKeyIdentifier=hash')
+
+
+def _make_leaf(t, name, cn, ext):
+    key, csr, cert = t.cert(name + '-key.pem'), t.cert(name + '.csr'), t.cert(name + '-cert.pem')
+    extfile = t.cert(name + '.ext')
+    _write(extfile, '\n'.join(ext + ['basicConstraints=critical,CA:FALSE', 'subjectKeyIdentifier=hash',
+                                     'authorityKeyIdentifier=keyid,issuer']) + '\n')
+    _openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', csr, '-subj', '/CN=' + cn)
+    _openssl('x509', '-req', '-in', csr, '-CA', t.cert('ca.pem'), '-CAkey', t.cert('ca-key.pem'),
+             '-CAcreateserial', '-out', cert, '-days', '365', '-extfile', extfile)
+    return key, cert
+
+
+def _ensure_tls_certs(t):
+    if all(os.path.exists(os.path.join(t.client, f)) for f in ('ca.pem', 'cert.pem', 'key.pem')) \
+            and os.path.exists(os.path.join(t.wrong_ca, 'ca.pem')) and os.path.exists(t.cert('server-cert.pem')):
+        return
+    for d in (t.certs, t.client, t.wrong_ca):
+        os.makedirs(d, exist_ok=True)
+    os.chmod(t.certs, 0o700)
+    _make_ca(t.cert('ca-key.pem'), t.cert('ca.pem'), 'patchops sandbox CA')
+    _make_leaf(t, 'server', 'localhost', ['subjectAltName=DNS:localhost,IP:127.0.0.1',
+                                          'keyUsage=critical,digitalSignature,keyEncipherment',
+                                          'extendedKeyUsage=serverAuth'])
+    _make_leaf(t, 'client', 'patchops-client', ['keyUsage=critical,digitalSignature,keyEncipherment',
+                                                'extendedKeyUsage=clientAuth'])
+    shutil.copy(t.cert('ca.pem'), os.path.join(t.client, 'ca.pem'))
+    shutil.copy(t.cert('client-cert.pem'), os.path.join(t.client, 'cert.pem'))
+    shutil.copy(t.cert('client-key.pem'), os.path.join(t.client, 'key.pem'))
+    _make_ca(os.path.join(t.wrong_ca, 'ca-key.pem'), os.path.join(t.wrong_ca, 'ca.pem'), 'patchops wrong CA')
+
+
+def tls_engine_info() -> dict:
+    """Where the TLS engine listens and its certificates are."""
+    t = _TLSEnginePaths(_paths())
+    return {
+        'docker_host': 'tcp://' + TLS_ENGINE_ADDR,
+        'unix_host': 'unix://' + t.sock,
+        'ca_path': os.path.join(t.client, 'ca.pem'),
+        'client_cert': os.path.join(t.client, 'cert.pem'),
+        'client_key': os.path.join(t.client, 'key.pem'),
+        'cert_path': t.client,
+        'wrong_ca_path': os.path.join(t.wrong_ca, 'ca.pem'),
+        'server_names': ['localhost', '127.0.0.1'],
+        'log': t.log('dockerd'),
+        'running': bool(_containerd_pid(t)) and _engine_up(t) and _port_open(TLS_ENGINE_ADDR),
+    }
+
+
+def tls_engine_up() -> dict:
+    """Start a dockerd beside the sandbox engine that serves tcp://TLS_ENGINE_ADDR with --tlsverify
+    (a CA, a server certificate for localhost/127.0.0.1, a client certificate, made with openssl)
+    and a private unix socket; own containerd, data-root, exec-root, cgroup parent, no bridge, the
+    main engine's flags. The base image is pulled from the sandbox registry. Idempotent."""
+    up()
+    p = _paths()
+    t = _TLSEnginePaths(p)
+    with _locked(p):
+        if tls_engine_info()['running'] and _engine_get(t, '/images/%s/json' % BASE_IMAGE)[0] == 200:
+            return tls_engine_info()
+        for d in (t.state, t.logs, t.pids):
+            os.makedirs(d, exist_ok=True)
+        os.makedirs(t.run, mode=0o711, exist_ok=True)
+        _ensure_tls_certs(t)
+        if _engine_pid(t) and not (_containerd_pid(t) and _engine_up(t)):
+            _stop_pid(_engine_pid(t), t.sock, name='tls dockerd')
+        if not _engine_up(t):
+            if _port_open(TLS_ENGINE_ADDR):
+                raise SandboxError('%s is already taken by a process this sandbox did not start' % TLS_ENGINE_ADDR)
+            _start_containerd(t)
+            driver = (_read(p.driver_file, '') or '').strip() or None
+            for d in (t.data_root, t.exec_root):
+                os.makedirs(d, exist_ok=True)
+            _write(t.daemon_json, json.dumps({'deprecated-key-path': t.key}) + '\n')
+            driver = (driver or os.environ.get('PATCHOPS_SANDBOX_STORAGE_DRIVER') or 'overlay2').strip()
+            with contextlib.suppress(OSError):
+                os.unlink(t.sock)
+            argv = _dockerd_argv(t, driver) + [
+                '--host', 'tcp://' + TLS_ENGINE_ADDR, '--tlsverify', '--tlscacert', t.cert('ca.pem'),
+                '--tlscert', t.cert('server-cert.pem'), '--tlskey', t.cert('server-key.pem')]
+            pid = _spawn(argv, t.log('dockerd'), _daemon_env())
+            _wait_dockerd(t, pid, driver)
+        deadline = time.monotonic() + START_TIMEOUT
+        while not _port_open(TLS_ENGINE_ADDR) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _ensure_host_base(t)
+        return tls_engine_info()
+
+
+def tls_engine_docker(*args, check=True, input=None, env=None, timeout=None) -> str:
+    """The docker CLI against the TLS engine (over its private unix socket); return stdout."""
+    return _run_docker(args, check=check, input=input, env=env, timeout=timeout, sock=_TLSEnginePaths(_paths()).sock)
+
+
+def tls_engine_down(purge=False) -> dict:
+    """Stop the TLS engine (its containers, dockerd, containerd); with purge also delete its state and certs."""
+    p = _paths()
+    t = _TLSEnginePaths(p)
+    if not os.path.isdir(t.state) and not os.path.isdir(t.run):
+        return {'stopped': [], 'purged': bool(purge)}
+    stopped = []
+    with _locked(p):
+        pid = _engine_pid(t)
+        if pid:
+            if _engine_get(t, '/_ping', 2)[0] == 200:
+                running = _run_docker(['ps', '-q'], check=False, sock=t.sock).split()
+                if running:
+                    _run_docker(['stop', '-t', '2'] + running, check=False, timeout=60, sock=t.sock)
+            _stop_pid(pid, t.sock, name='tls dockerd')
+            stopped.append('tls-engine/dockerd')
+        pid = _containerd_pid(t)
+        if pid:
+            _stop_pid(pid, t.ctd_config, name='tls containerd')
+            stopped.append('tls-engine/containerd')
+        _kill_leftovers(t)
+        _unmount_under([t.data_root, t.exec_root, t.run, t.ctd_root, t.state])
+        for name in ('dockerd', 'containerd'):
+            with contextlib.suppress(OSError):
+                os.unlink(t.pidfile(name))
+        shutil.rmtree(t.run, ignore_errors=True)
+        if purge:
+            shutil.rmtree(t.state, ignore_errors=True)
+    return {'stopped': stopped, 'purged': bool(purge)}
 
 
 # --------------------------------------------------------------------------- CLI

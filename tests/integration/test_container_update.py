@@ -431,3 +431,34 @@ def test_keep_previous_images_are_removed_by_the_next_cleanup_run(docker_host, s
     images = sandbox.docker('images', '-q', '--no-trunc').split()
     assert first_image not in images, 'superseded two runs ago: removed'
     assert second_image in images, 'superseded by this run: kept until the next'
+
+
+def test_a_pull_that_fails_changes_nothing(docker_host, state_dir, containers, repo, unique):
+    sandbox.publish(repo + ':1', cmd=SLEEPER)
+    name = containers.run('nopull-' + unique, repo + ':1', '-e', 'API_KEY=opensesame')
+    container_id = inspect(name)['Id']
+    sandbox.registry_stop()
+    try:
+        result = update(docker_host, state_dir, [name])
+    finally:
+        sandbox.registry_start()
+
+    assert result.failed
+    entry = by_name(result)[name]
+    assert entry['action'] == 'failed'
+    assert entry['message'].startswith('Nothing was changed: pull failed: ')
+    assert sandbox.info()['registry'] in entry['message']
+    assert inspect(name)['Id'] == container_id and inspect(name)['State']['Running']
+    assert 'opensesame' not in result.stdout + result.stderr
+    assert 'Traceback' not in result.stdout + result.stderr
+
+
+def test_an_unreachable_daemon_is_one_sentence(state_dir, tmp_path):
+    missing = 'unix://%s/docker.sock' % tmp_path
+
+    result = update(missing, state_dir, ['web'])
+
+    assert result.failed
+    assert result['msg'].startswith('Cannot connect to the Docker daemon at %s: ' % missing)
+    assert 'Traceback' not in result.stdout + result.stderr
+    assert not os.path.exists(state_dir), 'nothing was written'

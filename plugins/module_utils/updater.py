@@ -110,7 +110,9 @@ class Updater(object):
                 results[name] = decision['result']
         # Dependencies first (the order the swaps ran in), then the containers left alone.
         containers = list(results.values())
-        if not self.check_mode:
+        # A run that updated nothing leaves the record of the last run that did (and the images it
+        # kept), so that rollback_containers still returns to them.
+        if not self.check_mode and any(c['action'] == 'updated' for c in containers):
             superseded = self._cleanup(containers)
             if self.params.get('target') != 'previous':
                 self.journal.record_run([dict(name=c['name'], old_image_id=c['old_image_id'],

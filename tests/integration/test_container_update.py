@@ -402,6 +402,8 @@ def test_target_previous_returns_to_the_image_before_the_last_run(docker_host, s
     sandbox.publish(repo + ':1', cmd=SLEEPER, volumes=['/data'], labels={'v': '2'})
     updated = update(docker_host, state_dir, [name], cleanup=True, keep_previous=True)
     assert by_name(updated)[name]['action'] == 'updated'
+    nothing_new = update(docker_host, state_dir, [name], cleanup=True, keep_previous=True)
+    assert by_name(nothing_new)[name]['action'] == 'unchanged'
     assert first_image in sandbox.docker('images', '-q', '--no-trunc').split(), 'kept for a rollback'
 
     back = update(docker_host, state_dir, [name], target='previous')

@@ -846,6 +846,32 @@ def _unmount_under(prefixes):
                        check=False)
 
 
+def _stop_engine(e, sock=None, who=''):
+    """Stop one engine: its containers (2 s each at most), dockerd, containerd, leftovers, mounts.
+
+    ``e`` holds the engine's paths, ``sock`` its socket for the docker CLI (None: the main engine),
+    ``who`` names it in messages and in the returned list ('', 'tls-engine', 'host1', ...).
+    """
+    stopped = []
+    prefix = who + '/' if who else ''
+    pid = _engine_pid(e)
+    if pid:
+        if _engine_get(e, '/_ping', 2)[0] == 200:
+            # busybox as PID 1 ignores SIGTERM: do not let dockerd wait 10 s per container
+            running = _run_docker(['ps', '-q'], check=False, sock=sock).split()
+            if running:
+                _run_docker(['stop', '-t', '2'] + running, check=False, timeout=60, sock=sock)
+        _stop_pid(pid, e.sock, name=(who + ' dockerd').strip())
+        stopped.append(prefix + 'dockerd')
+    pid = _containerd_pid(e)
+    if pid:
+        _stop_pid(pid, e.ctd_config, name=(who + ' containerd').strip())
+        stopped.append(prefix + 'containerd')
+    _kill_leftovers(e)
+    _unmount_under([e.data_root, e.exec_root, e.run, e.ctd_root, e.state])
+    return stopped
+
+
 def down(purge=False) -> dict:
     """Stop what up() started; with purge also delete the state dir and the runtime dir."""
     p = _paths()
@@ -864,21 +890,7 @@ def down(purge=False) -> dict:
             _stop_pid(pid, p.reg_config, name='registry')
             stopped.append('registry')
         stopped += extras
-        pid = _engine_pid(p)
-        if pid:
-            if _engine_get(p, '/_ping', 2)[0] == 200:
-                # busybox as PID 1 ignores SIGTERM: do not let dockerd wait 10 s per container
-                running = _run_docker(['ps', '-q'], check=False).split()
-                if running:
-                    _run_docker(['stop', '-t', '2'] + running, check=False, timeout=60)
-            _stop_pid(pid, p.sock, name='dockerd')
-            stopped.append('dockerd')
-        pid = _containerd_pid(p)
-        if pid:
-            _stop_pid(pid, p.ctd_config, name='containerd')
-            stopped.append('containerd')
-        _kill_leftovers(p)
-        _unmount_under([p.data_root, p.exec_root, p.run, p.ctd_root, p.state])
+        stopped += _stop_engine(p)
         if _which('ip'):
             _remove_bridges(p)
         for name in ('registry', 'dockerd', 'containerd'):
@@ -1957,21 +1969,7 @@ def fleet_reset(hosts=None, *, journal=True) -> dict:
 
 
 def _stop_host_engine(h):
-    stopped = []
-    pid = _engine_pid(h)
-    if pid:
-        if _engine_get(h, '/_ping', 2)[0] == 200:
-            running = _run_docker(['ps', '-q'], check=False, sock=h.sock).split()
-            if running:
-                _run_docker(['stop', '-t', '2'] + running, check=False, timeout=60, sock=h.sock)
-        _stop_pid(pid, h.sock, name='%s dockerd' % h.name)
-        stopped.append(h.name + '/dockerd')
-    pid = _containerd_pid(h)
-    if pid:
-        _stop_pid(pid, h.ctd_config, name='%s containerd' % h.name)
-        stopped.append(h.name + '/containerd')
-    _kill_leftovers(h)
-    _unmount_under([h.data_root, h.exec_root, h.run, h.ctd_root, h.state])
+    stopped = _stop_engine(h, sock=h.sock, who=h.name)
     if _which('ip'):
         _remove_bridges(h)
     for name in ('sshd', 'dockerd', 'containerd'):
@@ -2287,20 +2285,7 @@ def tls_engine_down(purge=False) -> dict:
         return {'stopped': [], 'purged': bool(purge)}
     stopped = []
     with _locked(p):
-        pid = _engine_pid(t)
-        if pid:
-            if _engine_get(t, '/_ping', 2)[0] == 200:
-                running = _run_docker(['ps', '-q'], check=False, sock=t.sock).split()
-                if running:
-                    _run_docker(['stop', '-t', '2'] + running, check=False, timeout=60, sock=t.sock)
-            _stop_pid(pid, t.sock, name='tls dockerd')
-            stopped.append('tls-engine/dockerd')
-        pid = _containerd_pid(t)
-        if pid:
-            _stop_pid(pid, t.ctd_config, name='tls containerd')
-            stopped.append('tls-engine/containerd')
-        _kill_leftovers(t)
-        _unmount_under([t.data_root, t.exec_root, t.run, t.ctd_root, t.state])
+        stopped += _stop_engine(t, sock=t.sock, who='tls-engine')
         for name in ('dockerd', 'containerd'):
             with contextlib.suppress(OSError):
                 os.unlink(t.pidfile(name))

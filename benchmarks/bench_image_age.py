@@ -42,7 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import common
 from common import COLLECTIONS, PYTHON, REPO, SETUP_THREADS, VENV_BIN
-from common import BenchError, clean_env, redo_after_registry_outage, run_timed, sandbox, say
+from common import BenchError, ansible_env, clean_env, redo_after_registry_outage, run_timed, sandbox, say
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODULE = os.path.join(REPO, 'plugins', 'modules', 'image_age_info.py')
@@ -183,15 +183,7 @@ class Bench(object):
         with open(self.vars_file, 'w') as f:
             json.dump(dict(bench_docker_host=docker_host, bench_containers=fixture.names), f)
         self.module_env = clean_env(PYTHONPATH=COLLECTIONS)
-        os.makedirs(os.path.join(tmp, 'cwd'))
-        self.ansible_env = clean_env(
-            ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
-            ANSIBLE_LOCALHOST_WARNING='0',
-            ANSIBLE_NOCOLOR='1',
-            ANSIBLE_LOCAL_TEMP=os.path.join(tmp, 'ansible-local'),
-            ANSIBLE_REMOTE_TEMP=os.path.join(tmp, 'ansible-remote'),
-            PATH=VENV_BIN + os.pathsep + os.environ.get('PATH', ''),
-        )
+        self.ansible_env = ansible_env(tmp)
 
     def record(self, key, seconds, keep):
         if keep:

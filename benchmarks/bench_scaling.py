@@ -40,7 +40,7 @@ import docker
 
 import common
 from common import COLLECTIONS, PYTHON, REPO, SETUP_THREADS, VENV_BIN
-from common import BenchError, clean_env, med, redo_after_registry_outage, run_timed, sandbox, say
+from common import BenchError, ansible_env, clean_env, med, redo_after_registry_outage, run_timed, sandbox, say
 
 common.NAME = 'bench_scaling'
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -142,15 +142,7 @@ class Bench(object):
         self.samples = {}  # (key, size) -> [seconds]
         self.redone = 0
         self.module_env = clean_env(PYTHONPATH=COLLECTIONS)
-        os.makedirs(os.path.join(tmp, 'cwd'), exist_ok=True)
-        self.ansible_env = clean_env(
-            ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
-            ANSIBLE_LOCALHOST_WARNING='0',
-            ANSIBLE_NOCOLOR='1',
-            ANSIBLE_LOCAL_TEMP=os.path.join(tmp, 'ansible-local'),
-            ANSIBLE_REMOTE_TEMP=os.path.join(tmp, 'ansible-remote'),
-            PATH=VENV_BIN + os.pathsep + os.environ.get('PATH', ''),
-        )
+        self.ansible_env = ansible_env(tmp)
 
     def write_inputs(self):
         f = self.fixture
@@ -240,13 +232,15 @@ def fit(points):
     n = len(points)
     if n < 2:
         return float('nan'), float('nan'), float('nan')
-    mx = sum(x for x, _ in points) / n
-    my = sum(y for _, y in points) / n
-    sxx = sum((x - mx) ** 2 for x, _ in points)
+    xs = [x for x, y in points]
+    ys = [y for x, y in points]
+    mx = sum(xs) / n
+    my = sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
     sxy = sum((x - mx) * (y - my) for x, y in points)
     slope = sxy / sxx
     intercept = my - slope * mx
-    ss_tot = sum((y - my) ** 2 for _, y in points)
+    ss_tot = sum((y - my) ** 2 for y in ys)
     ss_res = sum((y - intercept - slope * x) ** 2 for x, y in points)
     return slope, intercept, (1 - ss_res / ss_tot) if ss_tot else 1.0
 
@@ -269,7 +263,7 @@ def svg_chart(samples, sizes):
     import math
     w, h, left, right, top, bottom = 760, 440, 70, 250, 40, 50
     pw, ph = w - left - right, h - top - bottom
-    values = [v for key, _, _ in SERIES for _, v in medians(samples, key, sizes)]
+    values = [v for key, label, colour in SERIES for size, v in medians(samples, key, sizes)]
     lo = 10 ** math.floor(math.log10(min(values)))
     hi = 10 ** math.ceil(math.log10(max(values)))
     xmax = max(sizes)
@@ -341,7 +335,7 @@ def report(fixture, bench, info, args, sizes, total_seconds):
     fits = ['| Series | Slope ms / container | Intercept s | R² | Time ratio per doubling (50→100, 100→200, 200→400) |',
             '|---|---:|---:|---:|---|']
     fitted = {}
-    for key, label, _ in SERIES + [('floor_process', 'Floor process', None), ('ping', 'Ansible start-up', None)]:
+    for key, label, colour in SERIES + [('floor_process', 'Floor process', None), ('ping', 'Ansible start-up', None)]:
         pts = medians(s, key, sizes)
         if not pts:
             continue

@@ -179,6 +179,19 @@ def clean_env(**extra):
     return env
 
 
+def ansible_env(tmp):
+    """The environment of the benchmarks' ansible-playbook runs: our collection, temp dirs under ``tmp``."""
+    os.makedirs(os.path.join(tmp, 'cwd'), exist_ok=True)
+    return clean_env(
+        ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
+        ANSIBLE_LOCALHOST_WARNING='0',
+        ANSIBLE_NOCOLOR='1',
+        ANSIBLE_LOCAL_TEMP=os.path.join(tmp, 'ansible-local'),
+        ANSIBLE_REMOTE_TEMP=os.path.join(tmp, 'ansible-remote'),
+        PATH=VENV_BIN + os.pathsep + os.environ.get('PATH', ''),
+    )
+
+
 def run_process(cmd, env=None, cwd=None, timeout=STEP_TIMEOUT):
     """Wall time of one process, and the process (its output captured, as bytes)."""
     t0 = time.perf_counter()

@@ -45,23 +45,20 @@ export ANSIBLE_COLLECTIONS_PATH=$REPO_ROOT/.build/collections ANSIBLE_HOST_KEY_C
 export ANSIBLE_RETRY_FILES_ENABLED=0 ANSIBLE_DISPLAY_SKIPPED_HOSTS=0 ANSIBLE_DISPLAY_OK_HOSTS=0
 rm -rf "$REPORT_DIR"
 
-echo
-echo "== Before: ansible-playbook patchops.docker.image_age_report =="
-"$VENV/bin/ansible-playbook" -i "$INVENTORY" patchops.docker.image_age_report \
-  -e patch_containers_report_dir="$REPORT_DIR/before" >/dev/null
-"$VENV/bin/python" demo/table.py "$REPORT_DIR/before/patch-report.json"
+# run_step TITLE PLAYBOOK REPORT_DIR [ansible-playbook options]: run it, show its recap, print its report.
+run_step() {
+  local title=$1 playbook=$2 dir=$3
+  shift 3
+  echo
+  echo "== $title: ansible-playbook $playbook =="
+  "$VENV/bin/ansible-playbook" -i "$INVENTORY" "$playbook" -e patch_containers_report_dir="$dir" "$@" \
+    | sed -n '/PLAY RECAP/,$p' | grep -v '^$'
+  "$VENV/bin/python" demo/table.py "$dir/patch-report.json"
+}
 
-echo
-echo "== Patch: ansible-playbook patchops.docker.patch_containers =="
-"$VENV/bin/ansible-playbook" -i "$INVENTORY" patchops.docker.patch_containers \
-  -e patch_containers_report_dir="$REPORT_DIR" -e patch_containers_stable_seconds=2 | sed -n '/PLAY RECAP/,$p'
-"$VENV/bin/python" demo/table.py "$REPORT_DIR/patch-report.json"
-
-echo
-echo "== After: ansible-playbook patchops.docker.image_age_report =="
-"$VENV/bin/ansible-playbook" -i "$INVENTORY" patchops.docker.image_age_report \
-  -e patch_containers_report_dir="$REPORT_DIR/after" >/dev/null
-"$VENV/bin/python" demo/table.py "$REPORT_DIR/after/patch-report.json"
+run_step Before patchops.docker.image_age_report "$REPORT_DIR/before"
+run_step Patch patchops.docker.patch_containers "$REPORT_DIR" -e patch_containers_stable_seconds=2
+run_step After patchops.docker.image_age_report "$REPORT_DIR/after"
 
 echo
 echo "The fleet report: $REPORT_DIR/patch-report.html (also .md and .json)"

@@ -19,12 +19,14 @@ MAX_POLL_SECONDS = 0.5
 
 
 class GateResult(object):
-    """``ok``; ``message`` (one sentence when not ok); ``ready_at`` (when it became healthy or started)."""
+    """``ok``; ``message`` (one sentence when not ok); ``ready_at`` (when it became healthy or started);
+    ``healthcheck`` (whether the container has one)."""
 
-    def __init__(self, ok, message=None, ready_at=None):
+    def __init__(self, ok, message=None, ready_at=None, healthcheck=False):
         self.ok = ok
         self.message = message
         self.ready_at = ready_at
+        self.healthcheck = healthcheck
 
 
 def has_healthcheck(inspect):
@@ -68,7 +70,7 @@ def wait_until_ready(api, container_id, health_timeout, stable_seconds, clock=ti
         if healthcheck:
             status = (state.get('Health') or {}).get('Status')
             if status == 'healthy':
-                return GateResult(True, ready_at=now)
+                return GateResult(True, ready_at=now, healthcheck=True)
             if status == 'unhealthy':
                 return GateResult(False, 'The new container is unhealthy (last check: %s).' % _last_probe(state))
             if now >= deadline:

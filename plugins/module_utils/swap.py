@@ -22,7 +22,7 @@ from ansible_collections.patchops.docker.plugins.module_utils.client import (
     RequestException,
     short_reason,
 )
-from ansible_collections.patchops.docker.plugins.module_utils.health import has_healthcheck, wait_until_ready
+from ansible_collections.patchops.docker.plugins.module_utils.health import wait_until_ready
 from ansible_collections.patchops.docker.plugins.module_utils.hooks import (
     LABEL_POST_UPDATE,
     LABEL_PRE_UPDATE,
@@ -148,7 +148,7 @@ class Swapper(object):
                 gate = wait_until_ready(self.api, new_id, self.health_timeout, self.stable_seconds)
                 if not gate.ok:
                     return self._failed(entry, new_id, gate.message, hooks)
-                if has_healthcheck(self.api.inspect_container(new_id)):
+                if gate.healthcheck:
                     ready_at = gate.ready_at
             self.journal.advance(entry, STAGE_HEALTHY)
             self.api.remove_container(old_id, v=False, force=True)

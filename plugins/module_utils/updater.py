@@ -227,6 +227,8 @@ class Updater(object):
             return None
 
     def _swap_all(self, to_swap, summaries):
+        if not to_swap:
+            return {}  # nothing to recreate, so no followers to look for either
         names_by_id = dict((s['Id'], (s.get('Names') or ['/'])[0].lstrip('/')) for s in summaries)
         swapper = Swapper(self.api, self.journal, self.params['health_timeout'], self.params['stable_seconds'],
                           self.params['rollback'], self.params['stop_timeout'], self.params['run_hooks'])

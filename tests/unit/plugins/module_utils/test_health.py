@@ -37,7 +37,7 @@ def gate(script, health_timeout=10, stable_seconds=3):
 
 def test_without_healthcheck_running_for_stable_seconds_passes():
     result = gate(Script([state()]))
-    assert result.ok and result.ready_at == 100.0
+    assert result.ok and result.ready_at == 100.0 and result.healthcheck is False
 
 
 def test_without_healthcheck_an_exit_fails():
@@ -53,7 +53,7 @@ def test_a_restart_counts_as_a_failure():
 def test_healthy_passes_at_the_moment_it_is_healthy():
     result = gate(Script([state(health_status='starting'), state(health_status='starting'),
                           state(health_status='healthy')], healthcheck=True))
-    assert result.ok and result.ready_at == 102.0
+    assert result.ok and result.ready_at == 102.0 and result.healthcheck is True
 
 
 def test_unhealthy_fails_with_the_last_probe():

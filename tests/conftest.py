@@ -40,3 +40,10 @@ if str(COLLECTIONS_PATH) in sys.path:
     sys.path.remove(str(COLLECTIONS_PATH))
 sys.path.insert(0, str(COLLECTIONS_PATH))
 os.environ["ANSIBLE_COLLECTIONS_PATH"] = str(COLLECTIONS_PATH)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "once: the test exercises the target side only (engine, registry, faults, load); "
+        "tests/tooling/integration runs it under the first controller and deselects it under the second")

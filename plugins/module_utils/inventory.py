@@ -37,10 +37,20 @@ def iso_to_epoch(value):
     return seconds + fraction
 
 
+def primary_name(summary):
+    """The container's own name from its list entry.
+
+    A container that others link to also lists ``/<linker>/<alias>`` names, and the engine
+    sorts them, so the first name is not always its own.
+    """
+    names = [n.strip('/') for n in summary.get('Names') or []]
+    own = [n for n in names if '/' not in n]
+    return (own or names or [summary['Id'][:12]])[0]
+
+
 def container_record(summary, inspect=None):
     """Turn a container list entry (and optionally its inspect data) into a record."""
-    names = summary.get('Names') or []
-    name = names[0].lstrip('/') if names else summary['Id'][:12]
+    name = primary_name(summary)
     reference = summary.get('Image')
     port_bindings = None
     if inspect is not None:

@@ -48,3 +48,12 @@ def test_record_prefers_the_reference_from_inspect():
     assert rec['state'] == 'exited'
     assert rec['port_bindings'] == {'80/tcp': [{'HostIp': ''}]}
     assert rec['network_mode'] == 'bridge'
+
+
+def test_the_own_name_is_found_among_the_link_names_the_engine_sorts_first():
+    # 'aaa' links to 'mmm' as 'db': the engine lists mmm as ['/aaa/db', '/mmm']
+    linked = dict(Id='m' * 64, Names=['/aaa/db', '/mmm'])
+    assert inventory.primary_name(linked) == 'mmm'
+    assert inventory.container_record(linked)['name'] == 'mmm'
+    assert inventory.primary_name(dict(Id='a' * 64, Names=['/aaa'])) == 'aaa'
+    assert inventory.primary_name(dict(Id='b' * 64, Names=[])) == 'b' * 12

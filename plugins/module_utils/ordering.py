@@ -86,3 +86,46 @@ def hard_dependents(all_inspects, names_by_id, recreated_names):
         if any(dep in recreated_names for dep in hard):
             found.append(inspect)
     return found
+
+
+COMPOSE_PROJECT = 'com.docker.compose.project'
+COMPOSE_SERVICE = 'com.docker.compose.service'
+
+
+def independent_groups(ordered, names_by_id):
+    """Split containers (inspects in dependency order) into groups that can be swapped at the same time.
+
+    Two containers share a group when one depends on the other (network namespace, link,
+    ``patchops.docker.depends-on``), directly or through others of the list, or when they are
+    replicas of one Compose service (same project and service labels): replicas are swapped one
+    after another so that the service never loses all of them at once. Each group keeps the
+    given order; groups come in the order of their first member.
+    """
+    names = [_name(inspect) for inspect in ordered]
+    parent = dict((name, name) for name in names)
+
+    def root(name):
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    def join(a, b):
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[rb] = ra
+
+    services = {}
+    for inspect in ordered:
+        name = _name(inspect)
+        for dep in dependencies(inspect, names_by_id):
+            if dep in parent:
+                join(name, dep)
+        labels = (inspect.get('Config') or {}).get('Labels') or {}
+        if labels.get(COMPOSE_PROJECT) and labels.get(COMPOSE_SERVICE):
+            key = (labels[COMPOSE_PROJECT], labels[COMPOSE_SERVICE])
+            join(services.setdefault(key, name), name)
+    groups = {}
+    for inspect in ordered:
+        groups.setdefault(root(_name(inspect)), []).append(inspect)
+    return list(groups.values())

@@ -19,6 +19,7 @@ __metaclass__ = type
 
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.patchops.docker.plugins.module_utils.errors import InvalidOption
 from ansible_collections.patchops.docker.plugins.module_utils.client import DockerException, RequestException
@@ -27,12 +28,13 @@ from ansible_collections.patchops.docker.plugins.module_utils.image_age import (
     classify,
     parse_reference,
 )
-from ansible_collections.patchops.docker.plugins.module_utils.inventory import iso_to_epoch, select_containers
+from ansible_collections.patchops.docker.plugins.module_utils.inventory import iso_to_epoch, primary_name, select_containers
 from ansible_collections.patchops.docker.plugins.module_utils.journal import Journal
 from ansible_collections.patchops.docker.plugins.module_utils.ordering import (
     dependencies,
     dependency_order,
     hard_dependents,
+    independent_groups,
 )
 from ansible_collections.patchops.docker.plugins.module_utils.pull import PULL_POLICIES, pull_all
 from ansible_collections.patchops.docker.plugins.module_utils.recreate import plan_recreate
@@ -51,6 +53,8 @@ def validate(params):
     for option in ('min_image_age_days', 'health_timeout', 'stable_seconds'):
         if params[option] < 0:
             raise InvalidOption('%s must be 0 or more, not %d.' % (option, params[option]))
+    if params.get('max_parallel', 1) < 1:
+        raise InvalidOption('max_parallel must be 1 or more, not %d.' % params['max_parallel'])
     if params.get('stop_timeout') is not None and params['stop_timeout'] < 0:
         raise InvalidOption('stop_timeout must be 0 or more, not %d.' % params['stop_timeout'])
     if params.get('target', 'newest') not in TARGETS:
@@ -229,54 +233,90 @@ class Updater(object):
     def _swap_all(self, to_swap, summaries):
         if not to_swap:
             return {}  # nothing to recreate, so no followers to look for either
-        names_by_id = dict((s['Id'], (s.get('Names') or ['/'])[0].lstrip('/')) for s in summaries)
+        names_by_id = dict((s['Id'], primary_name(s)) for s in summaries)
         swapper = Swapper(self.api, self.journal, self.params['health_timeout'], self.params['stable_seconds'],
                           self.params['rollback'], self.params['stop_timeout'], self.params['run_hooks'])
         planned = dict((d['name'], d) for d in to_swap)
-        followers = self._followers(planned, names_by_id)
+        followers = self._followers(planned, names_by_id, summaries)
         ordered = dependency_order([d['inspect'] for d in list(planned.values()) + followers], names_by_id)
-        results, renamed, broken = {}, {}, set()
-        for inspect in ordered:
-            name = _name(inspect)
-            decision = planned.get(name) or dict(name=name, inspect=inspect, image=inspect['Config'].get('Image'),
-                                                 old_image_id=inspect.get('Image'), follower=True)
-            blocked = self._blocked_by(inspect, names_by_id, broken)
-            if blocked:
-                results[name] = _entry(name, 'skipped', 'Not recreated because %s was not updated.' % blocked,
-                                       decision['old_image_id'], image=decision['image'])
-                continue
-            fresh = self.api.inspect_container(inspect['Id'])
-            old_image = self._image(fresh.get('Image')) or {'Id': fresh.get('Image'), 'Config': {}}
-            if decision.get('follower'):
-                # Created again from the reference it was made from: whatever that names on the host now.
-                new_image = self._image(decision['image']) or old_image
-            else:
-                new_image = decision.get('new_image') or old_image
-            if decision.get('retag') is not None:
-                # The tag names the previous image again, so the container keeps following its tag.
-                ref = decision['retag']
-                self.api.tag(new_image['Id'], ref.name, ref.tag, force=True)
-            plan = plan_recreate(fresh, old_image, new_image, renamed)
-            outcome = swapper.swap(fresh, plan)
-            message = outcome.message
-            if decision.get('follower'):
-                message = ('Recreated because it shares the network namespace of, or links to, a recreated '
-                           'container. ' + message)
-            results[name] = _entry(name, outcome.action, message, fresh.get('Image'),
-                                   new_image.get('Id') if outcome.action == 'updated' else None,
-                                   decision['image'], outcome.downtime, outcome.hooks)
-            if outcome.action == 'updated':
-                renamed[fresh['Id']] = outcome.new_id
-                renamed[backup_name(name)] = name
-            else:
-                broken.add(name)
-        return results
+        groups = independent_groups(ordered, names_by_id)
+        workers = max(1, min(self.params.get('max_parallel') or 1, len(groups)))
 
-    def _followers(self, planned, names_by_id):
-        """Containers outside the request that break when a planned one is recreated under them."""
-        others = [s for s in names_by_id if names_by_id[s] not in planned]
+        def swap_group(group):
+            # renamed / broken never cross groups: no container of one group depends on another group's
+            results, renamed, broken = {}, {}, set()
+            for inspect in group:
+                results[_name(inspect)] = self._swap_one(swapper, inspect, planned, names_by_id, renamed, broken)
+            return results
+
+        results = {}
+        if workers == 1:
+            results.update(swap_group(ordered))
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for group_results in pool.map(swap_group, groups):
+                    results.update(group_results)
+        # in dependency order, whatever order the groups finished in
+        return OrderedDict((_name(inspect), results[_name(inspect)]) for inspect in ordered)
+
+    def _swap_one(self, swapper, inspect, planned, names_by_id, renamed, broken):
+        """Swap one container; ``renamed`` and ``broken`` carry what its group's earlier swaps did."""
+        name = _name(inspect)
+        decision = planned.get(name) or dict(name=name, inspect=inspect, image=inspect['Config'].get('Image'),
+                                             old_image_id=inspect.get('Image'), follower=True)
+        blocked = self._blocked_by(inspect, names_by_id, broken)
+        if blocked:
+            return _entry(name, 'skipped', 'Not recreated because %s was not updated.' % blocked,
+                          decision['old_image_id'], image=decision['image'])
+        fresh = self.api.inspect_container(inspect['Id'])
+        old_image = self._image(fresh.get('Image')) or {'Id': fresh.get('Image'), 'Config': {}}
+        if decision.get('follower'):
+            # Created again from the reference it was made from: whatever that names on the host now.
+            new_image = self._image(decision['image']) or old_image
+        else:
+            new_image = decision.get('new_image') or old_image
+        if decision.get('retag') is not None:
+            # The tag names the previous image again, so the container keeps following its tag.
+            ref = decision['retag']
+            self.api.tag(new_image['Id'], ref.name, ref.tag, force=True)
+        plan = plan_recreate(fresh, old_image, new_image, renamed)
+        outcome = swapper.swap(fresh, plan)
+        message = outcome.message
+        if decision.get('follower'):
+            message = ('Recreated because it shares the network namespace of, or links to, a recreated '
+                       'container. ' + message)
+        if outcome.action == 'updated':
+            renamed[fresh['Id']] = outcome.new_id
+            renamed[backup_name(name)] = name
+        else:
+            broken.add(name)
+        return _entry(name, outcome.action, message, fresh.get('Image'),
+                      new_image.get('Id') if outcome.action == 'updated' else None,
+                      decision['image'], outcome.downtime, outcome.hooks)
+
+    def _followers(self, planned, names_by_id, summaries):
+        """Containers outside the request that break when a planned one is recreated under them.
+
+        Only containers that can depend hard on another are inspected: those whose list entry shows a
+        ``container:`` network mode, and those that link to another (the linked container's list entry
+        carries the name ``/<linker>/<alias>``).
+        """
+        candidates = set()
+        linkers = set()
+        for summary in summaries:
+            for listed in summary.get('Names') or []:
+                parts = listed.strip('/').split('/')
+                if len(parts) > 1:
+                    linkers.add(parts[0])
+        for summary in summaries:
+            mode = (summary.get('HostConfig') or {}).get('NetworkMode')
+            name = names_by_id.get(summary['Id'])
+            if name in planned:
+                continue
+            if mode is None or mode.startswith('container:') or name in linkers:
+                candidates.add(summary['Id'])  # no network mode listed (old engines): look closer
         inspects = []
-        for container_id in others:
+        for container_id in candidates:
             try:
                 inspects.append(self.api.inspect_container(container_id))
             except (DockerException, RequestException):

@@ -94,6 +94,18 @@ options:
       - Seconds a new container without a healthcheck must keep running, without a restart, to count as good.
     type: int
     default: 5
+  max_parallel:
+    description:
+      - How many containers to swap at the same time. V(1) swaps them one after another.
+      - Only independent containers are swapped side by side. Containers that depend on each other (network
+        namespace, links, C(patchops.docker.depends-on)), directly or through others, are swapped one after
+        another in dependency order, and so are the replicas of one Compose service (same
+        C(com.docker.compose.project) and C(com.docker.compose.service) labels), so that a service never loses
+        all its replicas at once.
+      - Each swap's downtime stays the same; the health gates (O(stable_seconds), O(health_timeout)) then run side
+        by side, which is where a run over many containers spends its time.
+    type: int
+    default: 1
   rollback:
     description:
       - Restore the original container when the new one fails its gate.
@@ -158,6 +170,11 @@ EXAMPLES = r'''
     min_image_age_days: 3
     health_timeout: 60
     cleanup: true
+
+- name: Update fifty independent containers four at a time (replicas of one Compose service still one by one)
+  patchops.docker.container_update:
+    containers: "{{ ages.containers | selectattr('update_available') | map(attribute='name') | list }}"
+    max_parallel: 4
 
 - name: Recreate containers on images rebuilt on the host
   patchops.docker.container_update:
@@ -241,6 +258,7 @@ def argument_spec():
         min_image_age_days=dict(type='int', default=0),
         health_timeout=dict(type='int', default=120),
         stable_seconds=dict(type='int', default=5),
+        max_parallel=dict(type='int', default=1),
         rollback=dict(type='bool', default=True),
         stop_timeout=dict(type='int'),
         cleanup=dict(type='bool', default=False),

@@ -194,6 +194,57 @@ def test_dependents_are_recreated_after_what_they_depend_on_and_work(
         sandbox.docker('network', 'rm', net, check=False)
 
 
+def swap_events(since, until):
+    """{(container name, action): [engine time]} of the container events between two times."""
+    out = sandbox.docker('events', '--since', '%.6f' % since, '--until', '%.6f' % until,
+                         '--filter', 'type=container', '--format', '{{json .}}')
+    found = {}
+    for line in out.splitlines():
+        event = json.loads(line)
+        name = event['Actor']['Attributes'].get('name')
+        found.setdefault((name, event['Action']), []).append(event['timeNano'] / 1e9)
+    return found
+
+
+def test_max_parallel_swaps_independent_containers_side_by_side_and_keeps_order_where_it_matters(
+        docker_host, state_dir, containers, repo, unique):
+    sandbox.publish(repo + ':1', cmd=SLEEPER)
+    alone_a = containers.run('pa-' + unique, repo + ':1')
+    alone_b = containers.run('pb-' + unique, repo + ':1')
+    db = containers.run('pdb-' + unique, repo + ':1')
+    side = containers.run('pside-' + unique, repo + ':1', '--network', 'container:' + db)
+    compose = ('--label', 'com.docker.compose.project=p' + unique, '--label', 'com.docker.compose.service=web')
+    web1 = containers.run('pweb1-' + unique, repo + ':1', *compose)
+    web2 = containers.run('pweb2-' + unique, repo + ':1', *compose)
+    new_id = sandbox.publish(repo + ':1', cmd=SLEEPER, labels={'v': '2'})['id']
+    since = time.time()
+
+    result = update(docker_host, state_dir, [alone_a, alone_b, db, web1, web2], stable_seconds=2, max_parallel=3)
+
+    until = time.time() + 1
+    assert not result.failed, result
+    assert {n: e['action'] for n, e in by_name(result).items()} == dict.fromkeys(
+        [alone_a, alone_b, db, side, web1, web2], 'updated')
+    for name in (alone_a, alone_b, db, side, web1, web2):
+        assert inspect(name)['Image'] == new_id and inspect(name)['State']['Running']
+    assert inspect(side)['HostConfig']['NetworkMode'] == 'container:' + inspect(db)['Id']
+    events = swap_events(since, until)
+
+    def stopped(name):
+        return events[(name, 'kill')][0]
+
+    def done(name):  # the backup's removal: the end of that container's swap, after its gate
+        return events[(name + '.patchops-backup', 'destroy')][0]
+
+    # Independent containers were swapped side by side: the later one stopped before the earlier one's swap ended.
+    first, second = sorted((alone_a, alone_b), key=stopped)
+    assert stopped(second) < done(first)
+    # What depends on something, and the replicas of one Compose service, one after another.
+    assert done(db) < stopped(side)
+    first, second = sorted((web1, web2), key=stopped)
+    assert done(first) < stopped(second)
+
+
 def test_hooks_run_and_a_failing_pre_update_hook_skips(docker_host, state_dir, containers, repo, unique):
     sandbox.publish(repo + ':1', cmd=SLEEPER)
     ok = containers.run('hook-ok-' + unique, repo + ':1',

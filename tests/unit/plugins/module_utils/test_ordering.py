@@ -45,3 +45,34 @@ def test_only_hard_dependents_follow_a_recreate():
     everyone = [container('side', network_mode='container:db-id'), container('web', links=['/db:/web/db']),
                 container('app', depends_on='db'), container('db')]
     assert names(ordering.hard_dependents(everyone, NAMES, {'db'})) == ['side', 'web']
+
+
+def replica(name, project, service):
+    inspect = container(name)
+    inspect['Config']['Labels'] = {'com.docker.compose.project': project, 'com.docker.compose.service': service}
+    return inspect
+
+
+def groups_of(inspects, names_by_id=None):
+    return [names(group) for group in ordering.independent_groups(inspects, names_by_id or NAMES)]
+
+
+def test_unrelated_containers_are_groups_of_one_in_the_given_order():
+    assert groups_of([container('web'), container('db'), container('app')]) == [['web'], ['db'], ['app']]
+
+
+def test_dependencies_of_any_kind_share_a_group_in_dependency_order():
+    inspects = ordering.dependency_order([
+        container('side', network_mode='container:db-id'), container('web', links=['/app:/web/app']),
+        container('db'), container('app', depends_on='db'), container('lone')], NAMES)
+    assert groups_of(inspects) == [['db', 'side', 'app', 'web'], ['lone']]
+
+
+def test_replicas_of_one_compose_service_are_swapped_one_after_another():
+    inspects = [replica('shop-web-1', 'shop', 'web'), replica('shop-db-1', 'shop', 'db'),
+                replica('shop-web-2', 'shop', 'web'), replica('blog-web-1', 'blog', 'web')]
+    assert groups_of(inspects) == [['shop-web-1', 'shop-web-2'], ['shop-db-1'], ['blog-web-1']]
+
+
+def test_a_dependency_outside_the_list_joins_nothing():
+    assert groups_of([container('side', network_mode='container:db-id'), container('web')]) == [['side'], ['web']]

@@ -98,16 +98,37 @@ def _query_names(query_result):
     return names
 
 
+def _patterns(value, option):
+    """The list of name patterns of ``include``/``exclude``; anything but strings is refused."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise AnsibleFilterError('patch_selection: patch_containers_%s must be a list of names or globs, not %s.'
+                                 % (option, type(value).__name__))
+    for pattern in value:
+        if not isinstance(pattern, str):
+            raise AnsibleFilterError('patch_selection: patch_containers_%s must hold names or globs (strings); '
+                                     'it holds a %s.' % (option, type(pattern).__name__))
+    return list(value)
+
+
 def patch_selection(containers, include=None, exclude=None, opt_in=False, query_result=None):
     if not isinstance(containers, list):
         raise AnsibleFilterError('patch_selection expects the containers list of image_age_info.')
-    include = list(include or [])
-    exclude = list(exclude or [])
+    for container in containers:
+        if not isinstance(container, dict) or not isinstance(container.get('name'), str):
+            raise AnsibleFilterError('patch_selection expects the containers list of image_age_info; '
+                                     'an item has no name.')
+    include = _patterns(include, 'include')
+    exclude = _patterns(exclude, 'exclude')
     queried = _query_names(query_result)
     selected, excluded = [], []
     for container in containers:
         name = container.get('name')
-        enable = str((container.get('labels') or {}).get(LABEL_ENABLE, '')).strip().lower()
+        labels = container.get('labels')
+        enable = str((labels if isinstance(labels, dict) else {}).get(LABEL_ENABLE, '')).strip().lower()
         if container.get('excluded') or enable == 'false':
             why = 'labelled %s=false' % LABEL_ENABLE
         elif opt_in and enable != 'true':

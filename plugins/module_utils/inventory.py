@@ -69,6 +69,27 @@ def container_record(summary, inspect=None):
     )
 
 
+_SHOWN_NAME_MAX = 80
+
+
+def shown_name(name):
+    """A container name as an error message shows it: quoted, on one line, not too long.
+
+    Names as Docker makes them print as they are (``'web-1'``); anything else a user
+    may have typed (newlines, control characters, thousands of characters) is escaped
+    and shortened, so that the message stays one short sentence.
+    """
+    text = name if isinstance(name, str) else repr(name)
+    cut = len(text) > _SHOWN_NAME_MAX
+    if cut:
+        text = text[:_SHOWN_NAME_MAX]
+    if text.isprintable() and "'" not in text:
+        shown = "'%s'" % text
+    else:
+        shown = repr(text)
+    return shown[:-1] + "...'" if cut and shown.endswith("'") else shown + ('...' if cut else '')
+
+
 def select_containers(summaries, wanted, docker_host):
     """Pick the named containers out of a list, by name, full ID or unique ID prefix.
 
@@ -89,10 +110,10 @@ def select_containers(summaries, wanted, docker_host):
             if len(prefixed) == 1:
                 match = prefixed[0]
             elif len(prefixed) > 1:
-                raise ContainerNotFound("Container ID prefix '%s' matches %d containers on %s; give more of the ID."
-                                        % (key, len(prefixed), docker_host))
+                raise ContainerNotFound("Container ID prefix %s matches %d containers on %s; give more of the ID."
+                                        % (shown_name(key), len(prefixed), docker_host))
         if match is None:
-            raise ContainerNotFound("Container '%s' not found on %s." % (wanted_name, docker_host))
+            raise ContainerNotFound("Container %s not found on %s." % (shown_name(wanted_name), docker_host))
         if match['Id'] not in seen:
             seen.add(match['Id'])
             selected.append(match)

@@ -19,6 +19,22 @@ except ImportError:
     HAS_JMESPATH = False
 
 
+_SHOWN_MAX = 120
+
+
+def _shown(expression):
+    """The expression as a message quotes it: on one line, long ones cut short."""
+    if len(expression) > _SHOWN_MAX:
+        return repr(expression[:_SHOWN_MAX - 3] + '...')
+    return repr(expression)
+
+
+def _detail(text):
+    """The parser's or evaluator's own words, on one line and not too long."""
+    text = ' '.join(str(text).split()).rstrip('.')
+    return text if len(text) <= 300 else text[:290].rstrip('.') + ' [...]'
+
+
 def compile_query(module, expression):
     """Compile ``expression`` once; return a function of the data, or None without a query.
 
@@ -36,11 +52,11 @@ def compile_query(module, expression):
         position = getattr(exc, 'lex_position', None)
         if isinstance(position, int):
             detail = '%s at position %d' % (detail, position)
-        raise InvalidOption("Invalid JMESPath expression in query %r: %s." % (expression, detail.rstrip('.')))
+        raise InvalidOption("Invalid JMESPath expression in query %s: %s." % (_shown(expression), _detail(detail)))
 
     def evaluate(data):
         try:
             return compiled.search(data)
         except JMESPathError as exc:
-            raise InvalidOption("The JMESPath query %r failed: %s." % (expression, ' '.join(str(exc).split())))
+            raise InvalidOption("The JMESPath query %s failed: %s." % (_shown(expression), _detail(exc)))
     return evaluate

@@ -35,8 +35,12 @@ HOST_STATUSES = ('patched', 'checked', 'failed', 'unreachable', 'skipped')
 # update was attempted (a report-only run, or the host failed before the update step).
 ACTIONS = ('updated', 'would_update', 'unchanged', 'deferred', 'rolled_back', 'failed', 'skipped', 'excluded')
 
+# What image_rebuild did with an image of patch_containers_builds; `would_rebuild` is `rebuilt` in check mode.
+REBUILD_ACTIONS = ('rebuilt', 'would_rebuild', 'unchanged', 'failed')
+
 # The keys of a host's summary; the fleet summary has the same keys summed over all hosts, plus the host counts.
 CONTAINER_COUNTS = ('containers', 'updates_available', 'unknown', 'stale', 'exposed_stale', 'stale_remaining') + ACTIONS
+REBUILD_COUNTS = ('images_rebuilt', 'images_would_rebuild', 'images_rebuild_failed')
 HOST_COUNTS = ('hosts', 'hosts_patched', 'hosts_checked', 'hosts_failed', 'hosts_unreachable', 'hosts_skipped')
 
 ACTION_LABELS = {
@@ -148,6 +152,28 @@ def _container_order(container):
     return (rank, _natural_key(container['name']))
 
 
+def _rebuild_entry(built, check_mode):
+    """One image of patch_containers_builds, from its image_rebuild entry."""
+    action = _text(built.get('action'))
+    if action == 'rebuilt' and check_mode:
+        action = 'would_rebuild'
+    return {
+        'name': _text(built.get('name')),
+        'action': action if action in REBUILD_ACTIONS else None,
+        'reason': _text(built.get('reason')),
+        'old_image_id': _text(built.get('old_image_id')),
+        'new_image_id': _text(built.get('new_image_id')),
+    }
+
+
+def _count_rebuilds(rebuilds):
+    return {
+        'images_rebuilt': sum(1 for r in rebuilds if r['action'] == 'rebuilt'),
+        'images_would_rebuild': sum(1 for r in rebuilds if r['action'] == 'would_rebuild'),
+        'images_rebuild_failed': sum(1 for r in rebuilds if r['action'] == 'failed'),
+    }
+
+
 def _count_containers(containers, recovered=0):
     counts = dict((key, 0) for key in CONTAINER_COUNTS)
     counts['containers'] = len(containers)
@@ -203,13 +229,20 @@ def _host_entry(name, result):
                   for n in names]
     containers.sort(key=_container_order)
     recovered = len(_list(update.get('recovered')))
+    rebuild = _mapping(result.get('rebuild'))
+    # the role runs image_rebuild in check mode also when it does not update (report-only runs, tags)
+    rebuild_check_mode = check_mode or _truthy(rebuild.get('check_mode'))
+    rebuilds = [_rebuild_entry(built, rebuild_check_mode) for built in _list(rebuild.get('images'))]
+    summary = _count_containers(containers, recovered)
+    summary.update(_count_rebuilds(rebuilds))
     return {
         'name': name,
         'status': status,
         'error': error,
         'check_mode': check_mode,
-        'summary': _count_containers(containers, recovered),
+        'summary': summary,
         'containers': containers,
+        'rebuilds': rebuilds,
     }
 
 
@@ -240,13 +273,13 @@ def fleet_report(host_results, run=None):
     hosts = [_host_entry(str(name), result) for name, result in host_results.items()]
     hosts.sort(key=lambda host: _natural_key(host['name']))
 
-    summary = dict((key, 0) for key in HOST_COUNTS + CONTAINER_COUNTS)
+    summary = dict((key, 0) for key in HOST_COUNTS + CONTAINER_COUNTS + REBUILD_COUNTS)
     summary['recovered'] = 0
     summary['hosts'] = len(hosts)
     for host in hosts:
         summary['hosts_' + host['status']] += 1
-        for key in CONTAINER_COUNTS + ('recovered',):
-            summary[key] += host['summary'][key]
+        for key in CONTAINER_COUNTS + ('recovered',) + REBUILD_COUNTS:
+            summary[key] = summary.get(key, 0) + host['summary'][key]
     ages = [h['summary']['oldest_image_age_days'] for h in hosts if h['summary']['oldest_image_age_days'] is not None]
     summary['oldest_image_age_days'] = max(ages) if ages else None
 
@@ -371,7 +404,7 @@ def fleet_report_markdown(report):
             lines += ['%s' % _md(why), '']
         containers = host.get('containers') or []
         if not containers:
-            lines += ['No containers reported.', '']
+            lines += ['No containers reported.', ''] + _md_rebuilds(host.get('rebuilds') or [])
             continue
         lines.append(_md_host_counts(host.get('summary') or {}))
         lines += ['', _md_row(['Container', 'Image', 'Age (d)', 'Stale', 'Update', 'Action', 'Message']),
@@ -385,7 +418,21 @@ def fleet_report_markdown(report):
                 _md(c.get('message') or c.get('reason')),
             ]))
         lines.append('')
+        lines += _md_rebuilds(host.get('rebuilds') or [])
     return '\n'.join(lines)
+
+
+REBUILD_LABELS = {'rebuilt': 'rebuilt', 'would_rebuild': 'would rebuild', 'unchanged': 'unchanged', 'failed': 'failed'}
+
+
+def _md_rebuilds(rebuilds):
+    """The table of the host's own images (patch_containers_builds), before its containers; none when empty."""
+    if not rebuilds:
+        return []
+    lines = ['Images built on this host:', '', _md_row(['Image', 'Action', 'Why']), _md_row(['---'] * 3)]
+    lines += [_md_row([_md(r.get('name')), _md(REBUILD_LABELS.get(r.get('action'), r.get('action') or '-')),
+                       _md(r.get('reason'))]) for r in rebuilds]
+    return lines + ['']
 
 
 def _md_host_counts(summary):
@@ -447,9 +494,12 @@ tr.exposed td:first-child { box-shadow:inset 4px 0 0 var(--bad); }
 .tag { display:inline-block; padding:1px 7px; border-radius:10px; font-size:12px; font-weight:600;
   white-space:nowrap; background:#e4e7eb; color:#3e4c59; }
 .tag.exposed { background:var(--bad); color:#fff; margin-left:6px; }
-.a-updated { background:#d3f9d8; color:#1b5e20; } .a-would_update { background:#d0e4fb; color:#0b4a8b; }
+.a-updated, .a-rebuilt { background:#d3f9d8; color:#1b5e20; }
+.a-would_update, .a-would_rebuild { background:#d0e4fb; color:#0b4a8b; }
 .a-rolled_back { background:#ffe0b2; color:#8a4b00; } .a-failed { background:var(--bad); color:#fff; }
-.a-deferred { background:#fff3bf; color:#6b5200; } .a-excluded, .a-skipped { background:#e4e7eb; color:#52606d; }
+.a-deferred { background:#fff3bf; color:#6b5200; }
+.a-excluded, .a-skipped, .a-unchanged { background:#e4e7eb; color:#52606d; }
+table.rebuilds { margin-top:10px; }
 .s-patched { background:var(--ok); color:#fff; } .s-checked { background:var(--info); color:#fff; }
 .s-failed { background:var(--bad); color:#fff; } .s-unreachable { background:#52606d; color:#fff; }
 .s-skipped { background:#9aa5b1; color:#fff; }
@@ -751,6 +801,14 @@ def fleet_report_html(report):
                        '<thead><tr><th>Container</th><th>Image</th><th class="num">Age (d)</th><th>Stale</th>'
                        '<th>Update</th><th>Action</th><th>Message</th></tr></thead><tbody>')
             out += [_container_row(c) for c in containers]
+            out.append('</tbody></table>')
+        rebuilds = host.get('rebuilds') or []
+        if rebuilds:
+            out.append('<table class="rebuilds"><thead><tr><th>Image built on this host</th><th>Action</th>'
+                       '<th>Why</th></tr></thead><tbody>')
+            out += ['<tr><td class="name">%s</td><td><span class="tag a-%s">%s</span></td><td class="msg">%s</td></tr>' % (
+                _h(r.get('name')), _h(r.get('action')), _h(REBUILD_LABELS.get(r.get('action'), r.get('action') or '-')),
+                _h(r.get('reason'))) for r in rebuilds]
             out.append('</tbody></table>')
         out.append('</div>')
     out += ['</section>', '<footer>patch-report schema_version %s \u00b7 generated by patchops.docker</footer>'

@@ -20,11 +20,11 @@ description:
     every stage up to O(images[].target), with C(ARG)s declared before the first C(FROM) (their defaults, or
     O(images[].build_args)); C(FROM scratch) and C(FROM <earlier stage>) are no images; C(COPY --from=<image>)
     images count like base images."
-  - Every image it builds carries two labels. C(patchops.docker.build-context) holds the build context's absolute
+  - "Every image it builds carries two labels. C(patchops.docker.build-context) holds the build context's absolute
     path. C(patchops.docker.base-images) records, as JSON, each base image's registry digest and image ID at build
-    time - C({"<reference>": {"digest": "sha256:...", "id": "sha256:..."}}). The next run compares them with what
-    the registry serves now for each base's tag (looked up through the Docker daemon), or, for a base that is itself
-    one of O(images) or with O(pull_base=false), with the image the tag names on the host.
+    time - C({\"<reference>\": {\"digest\": \"sha256:...\", \"id\": \"sha256:...\"}}). The next run compares them
+    with what the registry serves now for each base's tag (looked up through the Docker daemon), or, for a base that
+    is itself one of O(images) or with O(pull_base=false), with the image the tag names on the host."
   - An image is built untagged first; only a successful build moves the tag to it. A failed build leaves the old
     image and its tag as they were, ends V(failed) with the reason and the last lines of the build log, and fails
     the module after the other images were handled.

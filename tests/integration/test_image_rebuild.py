@@ -5,12 +5,12 @@ attempt to pull one would show in the registry's access log and fail, instead of
 """
 import datetime
 import json
+import os
+import subprocess
 
 import pytest
 
-from conftest import SLEEPER, run_module, sandbox
-
-pytestmark = pytest.mark.once
+from conftest import SLEEPER, run_module, sandbox, target_python
 
 
 @pytest.fixture
@@ -54,6 +54,7 @@ def only(result):
     return result['images'][0]
 
 
+@pytest.mark.once
 def test_rebuilt_when_the_base_moves_and_never_otherwise(docker_host, names, context, unique):
     sandbox.publish(names['base'] + ':1', cmd=SLEEPER)
     ctx = context('FROM %s:1\nRUN echo %s > /built\n' % (names['base'], unique))
@@ -120,6 +121,7 @@ def _age_image(ref, days):
     return image(ref)
 
 
+@pytest.mark.once
 def test_an_image_older_than_max_age_days_is_rebuilt(docker_host, names, context):
     sandbox.publish(names['base'] + ':1', cmd=SLEEPER)
     spec = [dict(name=names['app'], context=context('FROM %s:1\nRUN date > /built\n' % names['base']))]
@@ -142,6 +144,7 @@ def test_an_image_older_than_max_age_days_is_rebuilt(docker_host, names, context
     assert fresh['Created'][:10] == datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d')
 
 
+@pytest.mark.once
 def test_a_failed_build_keeps_the_old_image_its_tag_and_its_containers(docker_host, names, context, containers, unique):
     sandbox.publish(names['base'] + ':1', cmd=SLEEPER)
     ctx = context('FROM %s:1\nRUN echo one > /built\n' % names['base'])
@@ -172,6 +175,7 @@ def test_a_failed_build_keeps_the_old_image_its_tag_and_its_containers(docker_ho
         'no build container is left behind'
 
 
+@pytest.mark.once
 @pytest.mark.parametrize('case', ['no context', 'no Dockerfile', 'bad FROM', 'bad name'])
 def test_bad_input_is_one_sentence_and_builds_nothing(docker_host, names, context, tmp_path, case):
     ctx = context('ARG BASE\nFROM ${BASE}\n')
@@ -195,6 +199,7 @@ def test_bad_input_is_one_sentence_and_builds_nothing(docker_host, names, contex
     assert image(names['app']) is None
 
 
+@pytest.mark.once
 def test_multi_stage_with_arg_from_lines(docker_host, names, context):
     sandbox.publish(names['base'] + ':1', cmd=SLEEPER)
     sandbox.publish(names['base'] + ':2', cmd=SLEEPER, labels={'tag': '2'})
@@ -232,6 +237,7 @@ FROM builder AS debug
     assert only(used)['reason'] == 'Rebuilt: registry has a newer image for base %s:1.' % names['other']
 
 
+@pytest.mark.once
 def test_an_image_built_from_another_image_of_the_list_follows_it(docker_host, names, context, tmp_path, sb, unique):
     sandbox.publish(names['base'] + ':1', cmd=SLEEPER)
     own_base = '%s/itest/rb-ownbase-%s:1' % (sb['registry'], unique)
@@ -252,3 +258,64 @@ def test_an_image_built_from_another_image_of_the_list_follows_it(docker_host, n
     assert checked['images'][1]['reason'] == 'Would rebuild: its base %s is rebuilt first.' % own_base
     assert [e['action'] for e in second['images']] == ['rebuilt', 'rebuilt'], second.stdout
     assert sandbox.registry_requests(own_base.rsplit(':', 1)[0]) == [], 'an image of the list is never pulled'
+
+
+# --- through the role ----------------------------------------------------------------------------
+
+def play(docker_host, tmp_path, unique, builds, check=False, report_dir=None):
+    """One run of the patch_containers playbook on localhost, patching only this test's containers."""
+    extra = dict(patch_containers_docker_host=docker_host, patch_containers_state_dir=str(tmp_path / 'state'),
+                 patch_containers_include=['*-%s' % unique], patch_containers_hosts='localhost',
+                 patch_containers_stable_seconds=1, patch_containers_builds=builds,
+                 patch_containers_report_dir=report_dir or '', ansible_python_interpreter=target_python())
+    cmd = ['ansible-playbook', '-i', 'localhost,', '-c', 'local', 'patchops.docker.patch_containers',
+           '-e', json.dumps(extra)] + (['--check'] if check else [])
+    env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_LOCALHOST_WARNING='0')
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, check=False)
+
+
+def recap(proc):
+    line = [text for text in proc.stdout.splitlines() if text.startswith('localhost') and 'ok=' in text][-1]
+    return dict(part.split('=') for part in line.split()[2:])
+
+
+def running_image(name):
+    return json.loads(sandbox.docker('inspect', name))[0]['Image']
+
+
+def test_one_role_run_rebuilds_owned_images_and_recreates_their_containers(docker_host, names, context, containers,
+                                                                           unique, tmp_path, sb):
+    pulled = '%s/itest/rb-pulled-%s:1' % (sb['registry'], unique)
+    sandbox.publish(pulled, cmd=SLEEPER)
+    sandbox.publish(names['base'] + ':1', cmd=SLEEPER)
+    builds = [dict(name=names['app'], context=context('FROM %s:1\nRUN echo owned > /owned\n' % names['base']))]
+    assert not rebuild(docker_host, builds).failed
+    on_pulled = containers.run('pulled-%s' % unique, pulled, command=SLEEPER)
+    on_owned = containers.run('owned-%s' % unique, names['app'], command=SLEEPER)
+    old_owned = running_image(on_owned)
+    newer_pulled = sandbox.publish(pulled, cmd=SLEEPER, labels={'release': 'second'})
+    sandbox.publish(names['base'] + ':1', cmd=SLEEPER, labels={'release': 'second'})
+
+    checked = play(docker_host, tmp_path, unique, builds, check=True, report_dir=str(tmp_path / 'report'))
+
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert image(names['app'])['Id'] == old_owned and running_image(on_owned) == old_owned, 'check mode builds nothing'
+    report = json.loads((tmp_path / 'report' / 'patch-report.json').read_text())
+    rebuilds = report['hosts'][0]['rebuilds']
+    assert [(r['name'], r['action']) for r in rebuilds] == [(names['app'], 'would_rebuild')]
+    assert rebuilds[0]['reason'] == 'Would rebuild: registry has a newer image for base %s:1.' % names['base']
+
+    first = play(docker_host, tmp_path, unique, builds)
+
+    assert first.returncode == 0, first.stdout + first.stderr
+    new_owned = image(names['app'])['Id']
+    assert new_owned != old_owned, 'the owned image was rebuilt'
+    assert running_image(on_owned) == new_owned, 'its container runs the rebuilt image'
+    assert running_image(on_pulled) == newer_pulled['id'], 'the pulled image was updated as before'
+    assert sandbox.registry_requests(names['app'].rsplit(':', 1)[0]) == [], 'the owned tag is never pulled'
+
+    second = play(docker_host, tmp_path, unique, builds)
+
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert recap(second)['changed'] == '0', second.stdout
+    assert image(names['app'])['Id'] == new_owned

@@ -52,7 +52,16 @@ def summary_of(containers):
             'oldest_image_age_days': None}
 
 
-def host_result(host, status, containers, update=None, error=None, check_mode=False, excluded=()):
+def rebuilt(name, action, reason, new=None):
+    """One image as image_rebuild returns it, with base digests and a build log that stay out of the report."""
+    return {'name': name, 'reference': 'docker.io/' + name, 'action': action, 'reason': reason,
+            'old_image_id': 'sha256:old-' + name, 'new_image_id': new,
+            'base_images': [{'reference': 'debian:12', 'kind': 'registry', 'previous': 'DIGEST-NOT-IN-REPORT',
+                             'current': 'DIGEST-NOT-IN-REPORT', 'moved': True, 'error': None}],
+            'build_log': ['RUN-SECRET-c0de']}
+
+
+def host_result(host, status, containers, update=None, error=None, check_mode=False, excluded=(), rebuild=None):
     return {
         'host': host, 'docker_host': 'ssh://deploy@10.0.0.5', 'status': status, 'error': error,
         'check_mode': check_mode,
@@ -60,6 +69,7 @@ def host_result(host, status, containers, update=None, error=None, check_mode=Fa
         'patch': update,
         'selected': [c['name'] for c in (update or {}).get('containers', [])],
         'excluded': [{'name': name, 'why': why} for name, why in excluded],
+        'rebuild': {'images': rebuild} if rebuild is not None else None,
     }
 
 
@@ -86,7 +96,10 @@ WEB1 = host_result(
                  'sha256:new-worker')],
         recovered=[{'name': 'old', 'action': 'restored', 'message': 'Put back.'}]),
     excluded=[('cache', 'up to date (registry has no newer image)'),
-              ('legacy', 'labelled patchops.docker.enable=false')])
+              ('legacy', 'labelled patchops.docker.enable=false')],
+    rebuild=[rebuilt('shop/reports:1', 'rebuilt', 'Rebuilt: registry has a newer image for base debian:12.',
+                     'sha256:new-reports'),
+             rebuilt('shop/tools:2', 'unchanged', 'Base images unchanged, image 3.0 days old (max_age_days 30).')])
 
 # A check-mode host: one container would be updated, one is already on the newest image.
 WEB2 = host_result(
@@ -98,7 +111,8 @@ WEB2 = host_result(
         [updated('app', 'updated', 'Would be recreated on the newer image (check mode).',
                  'registry.example.com/shop/app:3'),
          updated('db', 'unchanged', 'Already on the newest image.', 'postgres:16', new='sha256:old-db')]),
-    check_mode=True)
+    check_mode=True,
+    rebuild=[rebuilt('shop/app-base:3', 'rebuilt', 'Would rebuild: the image is 31.0 days old, older than max_age_days 30.')])
 
 # A failed host: one container rolled back after its health gate, one failed on a registry error.
 DB1 = host_result(
@@ -112,7 +126,9 @@ DB1 = host_result(
                  7.5, 'sha256:new-postgres'),
          updated('redis', 'failed', 'Nothing was changed: pull failed at https://bob:hunter2@registry.example.com.',
                  'registry.example.com/cache/redis:7')]),
-    error='Container postgres was rolled back and redis failed on db1; see the report.')
+    error='Container postgres was rolled back and redis failed on db1; see the report.',
+    rebuild=[rebuilt('shop/<b>evil</b>:1', 'failed', "The build failed: The command '/bin/sh -c exit 3' returned a "
+                     "non-zero code: 3 (to rebuild because when is always); the old image and its tag are kept.")])
 
 EMPTY1 = host_result('empty1', 'patched', [])
 
@@ -155,7 +171,7 @@ def test_hosts_sorted_by_name_with_numbers_in_order():
 def test_every_host_reported_in_order(report):
     assert [h['name'] for h in report['hosts']] == ['db1', 'edge1', 'empty1', 'gone1', 'web1', 'web2']
     for entry in report['hosts']:
-        assert set(entry) == {'name', 'status', 'error', 'summary', 'containers'}
+        assert set(entry) == {'name', 'status', 'error', 'summary', 'containers', 'rebuilds'}
 
 
 def test_patched_host_lists_exposed_stale_first_then_stale_then_by_name(report):
@@ -177,7 +193,8 @@ def test_patched_host_lists_exposed_stale_first_then_stale_then_by_name(report):
     assert web1['summary'] == {
         'containers': 4, 'updates_available': 2, 'unknown': 0, 'stale': 2, 'exposed_stale': 1, 'stale_remaining': 0,
         'updated': 2, 'would_update': 0, 'unchanged': 0, 'deferred': 0, 'rolled_back': 0, 'failed': 0,
-        'skipped': 0, 'excluded': 2, 'recovered': 1, 'oldest_image_age_days': 400.0}
+        'skipped': 0, 'excluded': 2, 'recovered': 1, 'oldest_image_age_days': 400.0,
+        'images_rebuilt': 1, 'images_would_rebuild': 0, 'images_rebuild_failed': 0}
 
 
 def test_check_mode_host_would_update_and_updates_nothing(report):
@@ -188,6 +205,39 @@ def test_check_mode_host_would_update_and_updates_nothing(report):
     assert (db['name'], db['action']) == ('db', 'unchanged')
     assert web2['summary']['would_update'] == 1 and web2['summary']['updated'] == 0
     assert web2['summary']['stale_remaining'] == 0
+
+
+def test_images_built_on_the_host_are_listed_without_their_base_digests_or_build_log(report):
+    assert host(report, 'web1')['rebuilds'] == [
+        {'name': 'shop/reports:1', 'action': 'rebuilt', 'reason': 'Rebuilt: registry has a newer image for base debian:12.',
+         'old_image_id': 'sha256:old-shop/reports:1', 'new_image_id': 'sha256:new-reports'},
+        {'name': 'shop/tools:2', 'action': 'unchanged',
+         'reason': 'Base images unchanged, image 3.0 days old (max_age_days 30).',
+         'old_image_id': 'sha256:old-shop/tools:2', 'new_image_id': None}]
+    assert [r['action'] for r in host(report, 'web2')['rebuilds']] == ['would_rebuild']
+    assert host(report, 'web2')['summary']['images_would_rebuild'] == 1
+    assert host(report, 'db1')['summary']['images_rebuild_failed'] == 1
+    assert host(report, 'empty1')['rebuilds'] == [] and host(report, 'edge1')['rebuilds'] == []
+    assert {k: report['summary'][k] for k in ('images_rebuilt', 'images_would_rebuild', 'images_rebuild_failed')} == {
+        'images_rebuilt': 1, 'images_would_rebuild': 1, 'images_rebuild_failed': 1}
+
+
+def test_a_rebuild_the_role_ran_in_check_mode_would_rebuild_even_outside_check_mode():
+    result = copy.deepcopy(WEB1)
+    result['rebuild']['check_mode'] = True
+    rebuilds = fleet_report({'web1': result})['hosts'][0]['rebuilds']
+    assert [r['action'] for r in rebuilds] == ['would_rebuild', 'unchanged']
+
+
+def test_rebuilt_images_in_the_markdown_and_html_views(report):
+    markdown = fleet_report_markdown(report)
+    assert '| shop/reports:1 | rebuilt | Rebuilt: registry has a newer image for base debian:12. |' in markdown
+    assert '| shop/app-base:3 | would rebuild |' in markdown
+    assert 'shop/\\<b\\>evil\\</b\\>:1' in markdown
+    page = fleet_report_html(report)
+    assert '<td class="name">shop/reports:1</td><td><span class="tag a-rebuilt">rebuilt</span></td>' in page
+    assert '<span class="tag a-would_rebuild">would rebuild</span>' in page
+    assert '<b>evil</b>' not in page and 'shop/&lt;b&gt;evil&lt;/b&gt;:1' in page
 
 
 def test_check_mode_of_the_run_follows_the_hosts_unless_given():
@@ -316,7 +366,12 @@ def markdown_sections(text):
 
 def table_rows(lines):
     """Data rows of the first table in `lines` (header and separator left out)."""
-    rows = [line for line in lines if line.startswith('| ')]
+    rows = []
+    for line in lines:
+        if line.startswith('| '):
+            rows.append(line)
+        elif rows:
+            break
     return rows[2:]
 
 

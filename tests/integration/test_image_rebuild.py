@@ -71,8 +71,8 @@ def test_rebuilt_when_the_base_moves_and_never_otherwise(docker_host, names, con
     assert built['Id'] == entry['new_image_id']
     assert labels(names['app'])['patchops.docker.build-context'] == ctx
     recorded = json.loads(labels(names['app'])['patchops.docker.base-images'])
-    assert recorded == {names['base'] + ':1': {'digest': sandbox.registry_digest(names['base'] + ':1'),
-                                              'id': image(names['base'] + ':1')['Id']}}
+    base_now = {'digest': sandbox.registry_digest(names['base'] + ':1'), 'id': image(names['base'] + ':1')['Id']}
+    assert recorded == {names['base'] + ':1': base_now}
 
     again = rebuild(docker_host, spec)
 
@@ -319,3 +319,30 @@ def test_one_role_run_rebuilds_owned_images_and_recreates_their_containers(docke
     assert second.returncode == 0, second.stdout + second.stderr
     assert recap(second)['changed'] == '0', second.stdout
     assert image(names['app'])['Id'] == new_owned
+
+
+def test_a_failed_rebuild_in_the_role_still_patches_the_rest_and_fails_the_host(docker_host, names, context, containers,
+                                                                               unique, tmp_path, sb):
+    pulled = '%s/itest/rb-pulled-%s:1' % (sb['registry'], unique)
+    sandbox.publish(pulled, cmd=SLEEPER)
+    sandbox.publish(names['base'] + ':1', cmd=SLEEPER)
+    builds = [dict(name=names['app'], context=context('FROM %s:1\n' % names['base']))]
+    assert not rebuild(docker_host, builds).failed
+    on_pulled = containers.run('pulled-%s' % unique, pulled, command=SLEEPER)
+    on_owned = containers.run('owned-%s' % unique, names['app'], command=SLEEPER)
+    old_owned = running_image(on_owned)
+    newer_pulled = sandbox.publish(pulled, cmd=SLEEPER, labels={'release': 'second'})
+    context('FROM %s:1\nRUN echo broken; exit 7\n' % names['base'])
+    sandbox.publish(names['base'] + ':1', cmd=SLEEPER, labels={'release': 'second'})
+
+    proc = play(docker_host, tmp_path, unique, builds, report_dir=str(tmp_path / 'report'))
+
+    assert proc.returncode != 0 and recap(proc)['failed'] == '1', proc.stdout
+    assert running_image(on_pulled) == newer_pulled['id'], 'the other containers were still patched'
+    assert image(names['app'])['Id'] == old_owned and running_image(on_owned) == old_owned
+    host = json.loads((tmp_path / 'report' / 'patch-report.json').read_text())['hosts'][0]
+    assert host['status'] == 'failed'
+    assert host['error'].startswith('Image %s was not rebuilt: The build failed: ' % names['app']), host['error']
+    assert host['error'].endswith('the old image and its tag are kept.') and '\n' not in host['error']
+    assert [(r['name'], r['action']) for r in host['rebuilds']] == [(names['app'], 'failed')]
+    assert host['summary']['images_rebuild_failed'] == 1 and host['summary']['updated'] == 1

@@ -77,6 +77,7 @@ MANIFEST_ACCEPT = ', '.join([
 ])
 
 __all__ = ['up', 'down', 'info', 'docker', 'publish', 'aged', 'registry_stop', 'registry_start',
+           'engine_stop', 'engine_start', 'engine_restart',
            'reset', 'registry_requests', 'registry_digest', 'SandboxError',
            'REGISTRY', 'BASE_IMAGE']
 
@@ -931,6 +932,42 @@ def registry_start() -> None:
         if not os.path.isdir(p.state):
             raise SandboxError('the sandbox is not set up; run up() first')
         _wait_registry(p, _start_registry(p))
+
+
+def engine_stop() -> None:
+    """Stop only the main dockerd, by its pid, the way a service manager does (SIGTERM; SIGKILL after
+    STOP_TIMEOUT): the engine is "down". containerd, the registry and every file stay. Without
+    live-restore, dockerd stops its running containers on the way out; on the next start it starts
+    again those whose restart policy says so (always, unless-stopped, on-failure) and that were not
+    stopped by hand."""
+    p = _paths()
+    with _locked(p):
+        pid = _engine_pid(p)
+        if pid:
+            _stop_pid(pid, p.sock, name='dockerd')
+        with contextlib.suppress(OSError):
+            os.unlink(p.pidfile('dockerd'))
+
+
+def engine_start() -> None:
+    """Start the main dockerd again (after engine_stop) with the same arguments, and wait until it answers."""
+    p = _paths()
+    with _locked(p):
+        if not os.path.isdir(p.state):
+            raise SandboxError('the sandbox is not set up; run up() first')
+        if _engine_up(p):
+            return
+        _start_containerd(p)
+        _ensure_bridge(p)
+        log_offset = os.path.getsize(p.log('dockerd')) if os.path.exists(p.log('dockerd')) else 0
+        pid, driver = _start_dockerd(p)
+        _wait_dockerd(p, pid, driver, log_offset)
+
+
+def engine_restart() -> None:
+    """engine_stop() then engine_start(): the main engine restarted under whatever talks to it."""
+    engine_stop()
+    engine_start()
 
 
 # --------------------------------------------------------------------------- registry helpers

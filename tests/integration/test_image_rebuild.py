@@ -153,6 +153,8 @@ def test_a_failed_build_keeps_the_old_image_its_tag_and_its_containers(docker_ho
     old_id = image(names['app'])['Id']
     running = containers.run('rb-%s' % unique, names['app'], command=SLEEPER)
     container_id = json.loads(sandbox.docker('inspect', running))[0]['Id']
+    ages = run_module('image_age_info', dict(docker_host=docker_host, containers=[running], check_registry=False))
+    assert ages['containers'][0]['build_context'] == ctx, 'image_age_info names the build context of the image'
     sandbox.publish(names['base'] + ':1', cmd=SLEEPER, labels={'release': 'second'})
     context('FROM %s:1\nRUN echo about to fail\nRUN exit 3\n' % names['base'])
 

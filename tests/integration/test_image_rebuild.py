@@ -285,8 +285,8 @@ def running_image(name):
     return json.loads(sandbox.docker('inspect', name))[0]['Image']
 
 
-def test_one_role_run_rebuilds_owned_images_and_recreates_their_containers(docker_host, names, context, containers,
-                                                                           unique, tmp_path, sb):
+def test_one_role_run_rebuilds_owned_images_and_recreates_their_containers(
+        docker_host, names, context, containers, unique, tmp_path, sb):
     pulled = '%s/itest/rb-pulled-%s:1' % (sb['registry'], unique)
     sandbox.publish(pulled, cmd=SLEEPER)
     sandbox.publish(names['base'] + ':1', cmd=SLEEPER)
@@ -323,8 +323,8 @@ def test_one_role_run_rebuilds_owned_images_and_recreates_their_containers(docke
     assert image(names['app'])['Id'] == new_owned
 
 
-def test_a_failed_rebuild_in_the_role_still_patches_the_rest_and_fails_the_host(docker_host, names, context, containers,
-                                                                               unique, tmp_path, sb):
+def test_a_failed_rebuild_in_the_role_still_patches_the_rest_and_fails_the_host(
+        docker_host, names, context, containers, unique, tmp_path, sb):
     pulled = '%s/itest/rb-pulled-%s:1' % (sb['registry'], unique)
     sandbox.publish(pulled, cmd=SLEEPER)
     sandbox.publish(names['base'] + ':1', cmd=SLEEPER)

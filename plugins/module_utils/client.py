@@ -22,6 +22,7 @@ from ansible_collections.patchops.docker.plugins.module_utils.errors import Dock
 
 try:
     import docker
+    from docker import auth as docker_auth
     from docker.errors import DockerException
     from docker.tls import TLSConfig
     from docker.constants import DEFAULT_DOCKER_API_VERSION as DEFAULT_API_VERSION
@@ -37,12 +38,15 @@ except ImportError:
 
 try:
     from requests.adapters import HTTPAdapter
-    from requests.exceptions import RequestException
+    from requests.exceptions import ConnectionError as RequestsConnectionError, RequestException
+    from urllib3.exceptions import HTTPError as Urllib3Error
 except ImportError:
     HTTPAdapter = object
 
     class RequestException(Exception):  # type: ignore[no-redef]
         """Stand-in so that ``except RequestException`` works without requests."""
+
+    RequestsConnectionError = Urllib3Error = RequestException
 
 MIN_DOCKER_SDK_VERSION = (7, 0, 0)
 DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock'
@@ -95,11 +99,56 @@ def short_reason(exc):
     errno_match = re.findall(r"\[Errno -?\d+\] ([^'\"\)]+)", text)
     if errno_match:
         return errno_match[-1].strip()
+    # "('Connection aborted.', FileNotFoundError(2, 'No such file or directory'))": the inner error's words
+    inner = re.findall(r"\b[A-Z]\w*(?:Error|Disconnected)\((?:-?\d+, )?'([^']+)'\)", text)
+    if inner:
+        return inner[-1].strip()
+    timeout_match = re.search(r'Read timed out\. \(read timeout=(\d+(?:\.\d+)?)\)', text)
+    if timeout_match:
+        return 'no answer within %s s (read timed out)' % timeout_match.group(1)
     for marker in ('Caused by ', 'Error while fetching server API version: '):
         if marker in text:
             text = text.rsplit(marker, 1)[-1]
     text = text.strip(" ()'\"")
     return text[:300]
+
+
+def lost_connection(exc):
+    """True when ``exc`` says the daemon did not answer at all (gone, refused, reset, timed out),
+    rather than that it answered with an error."""
+    return isinstance(exc, RequestException) and not isinstance(exc, DockerException) \
+        and getattr(exc, 'response', None) is None
+
+
+def pull_progress(api, repository, tag, timeout):
+    """Pull ``repository:tag`` and yield the daemon's progress lines (dicts), like the SDK's ``pull(stream=True,
+    decode=True)`` but with a read timeout.
+
+    The SDK's pull waits without any timeout, and the daemon asks a registry for a manifest without one
+    either: a registry that accepts the connection and never answers would hold the run forever. Here
+    the pull fails once the daemon has sent nothing for ``timeout`` seconds (it sends progress while
+    layers download, and while it waits to retry one), and closing the connection makes the daemon
+    give up that pull. Errors come out as SDK or ``requests`` exceptions, never urllib3's own.
+    """
+    registry, _name = docker_auth.resolve_repository_name(repository)
+    headers = {}
+    header = docker_auth.get_config_header(api, registry)
+    if header:
+        headers['X-Registry-Auth'] = header
+    response = api._post(api._url('/images/create'), params={'fromImage': repository, 'tag': tag},
+                         headers=headers, stream=True, timeout=timeout)
+    try:
+        api._raise_for_status(response)
+        for line in api._stream_helper(response, decode=True):
+            yield line
+    except (Urllib3Error, OSError) as exc:
+        if isinstance(exc, RequestException):
+            raise
+        if 'timed out' in str(exc).lower():
+            raise RequestsConnectionError('Read timed out. (read timeout=%s)' % timeout)
+        raise RequestsConnectionError(str(exc))
+    finally:
+        response.close()
 
 
 class _TLSHostnameAdapter(HTTPAdapter):

@@ -48,6 +48,9 @@ def _not_running(state):
         return 'was killed for running out of memory'
     if state.get('Restarting'):
         return 'is restarting (exit code %s)' % state.get('ExitCode')
+    if state.get('Running'):
+        # running, but started again since the gate began: its restart policy, or an engine restart
+        return 'stopped and was started again during its health gate (last exit code %s)' % state.get('ExitCode')
     return 'exited with code %s' % state.get('ExitCode')
 
 

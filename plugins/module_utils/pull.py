@@ -10,8 +10,8 @@ __metaclass__ = type
 from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.patchops.docker.plugins.module_utils.client import DockerException, RequestException
-from ansible_collections.patchops.docker.plugins.module_utils.registry import describe_registry_error
+from ansible_collections.patchops.docker.plugins.module_utils.client import DockerException, RequestException, pull_progress
+from ansible_collections.patchops.docker.plugins.module_utils.registry import describe_registry_error, registry_of
 
 PULL_POLICIES = ('always', 'missing', 'never')
 
@@ -33,13 +33,15 @@ def pull_one(api, ref, policy):
         if before is None:
             return PullResult(reference, None, False, 'the image is not on the host and pull is %s' % policy)
         return PullResult(reference, before, False, None)
+    registry = registry_of(reference)
+    timeout = getattr(api, 'timeout', None)
     try:
-        for line in api.pull(ref.name, tag=ref.tag, stream=True, decode=True):
+        for line in pull_progress(api, ref.name, ref.tag, timeout):
             if isinstance(line, dict) and line.get('error'):
                 return PullResult(reference, before, False,
-                                  'pull failed: %s' % describe_registry_error(_StreamError(line)))
+                                  'pull failed: %s' % describe_registry_error(_StreamError(line), registry))
     except (DockerException, RequestException) as exc:
-        return PullResult(reference, before, False, 'pull failed: %s' % describe_registry_error(exc))
+        return PullResult(reference, before, False, 'pull failed: %s' % describe_registry_error(exc, registry, timeout))
     after = local_image_id(api, reference)
     if after is None:
         return PullResult(reference, before, False, 'pull failed: the image is not on the host afterwards')

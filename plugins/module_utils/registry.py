@@ -26,7 +26,22 @@ from ansible_collections.patchops.docker.plugins.module_utils.client import (
 RemoteDigest = namedtuple('RemoteDigest', ['reference', 'digest', 'error'])
 
 _CREDENTIALS_IN_URL = re.compile(r'(\w+://)[^/@\s]+@')
-_DIAL_ERROR = re.compile(r'dial tcp ([^\s:]+(?::\d+)?): .*?([a-z][a-z ]+)$')
+# Go's net errors: "dial tcp 127.0.0.1:5115: connect: connection refused",
+# "read tcp 127.0.0.1:40000->127.0.0.1:5119: read: connection reset by peer"
+_NET_ERROR = re.compile(r'(?:dial|read|write) tcp (?:\S+->)?([^\s:]+(?::\d+)?): .*?([a-z][a-z ]+)$')
+# Go's url.Error: 'Head "http://127.0.0.1:5119/v2/a/manifests/1": no basic auth credentials' -> the host
+_GO_REQUEST = re.compile(r'\b(?:Get|Head|Post|Put|Patch|Delete) "(?:\w+://)?(?:[^/@"\s]+@)?([^/"\s]+)[^"]*": ')
+_REGISTRY_HOST = re.compile(r'^[^/\s]*[.:][^/\s]*$|^localhost$')
+# Go's words that say little to an operator on their own.
+_PLAIN_WORDS = (
+    (re.compile(r'(^|: )unexpected EOF$'), r'\1the connection broke off in the middle of an answer (unexpected EOF)'),
+    (re.compile(r'(^|: )EOF$'), r'\1the connection was closed without an answer (EOF)'),
+    (re.compile(r'net/http: request canceled(?: while waiting for connection)? \((Client\.Timeout exceeded)'),
+     r'no answer in time (\1'),
+    (re.compile(r'(^|: )(context deadline exceeded|i/o timeout)$'), r'\1no answer in time (\2)'),
+)
+# The daemon answers 500 for any registry trouble it has no better code for: that number is not the registry's.
+_DAEMON_GENERIC_STATUS = 500
 
 
 def redact(text):
@@ -34,8 +49,14 @@ def redact(text):
     return _CREDENTIALS_IN_URL.sub(r'\1***@', text)
 
 
-def describe_registry_error(exc):
-    """One short clause for a failed look-up, without credentials.
+def registry_of(reference):
+    """The registry a reference names explicitly (``127.0.0.1:5115`` of ``127.0.0.1:5115/a/b:1``), or None."""
+    first = (reference or '').split('/', 1)[0] if '/' in (reference or '') else ''
+    return first if _REGISTRY_HOST.match(first) else None
+
+
+def describe_registry_error(exc, registry=None, timeout=None):
+    """One short clause for a failed look-up or pull, without credentials, naming ``registry`` when given.
 
     >>> "dial tcp 127.0.0.1:5115: connect: connection refused" -> "127.0.0.1:5115: connection refused"
     """
@@ -45,14 +66,22 @@ def describe_registry_error(exc):
         text = explanation if isinstance(explanation, str) else str(explanation)
     elif 'timed out' in str(exc).lower():
         text = 'timed out waiting for the registry'
+        if timeout:
+            text += ' (the Docker daemon gave no answer within %s s)' % timeout
     else:
         text = short_reason(exc)
     text = redact(' '.join(text.split()))
-    dial = _DIAL_ERROR.search(text)
-    if dial:
-        text = '%s: %s' % (dial.group(1), dial.group(2).strip())
-    elif status and str(status) not in text:
-        text = 'HTTP %s: %s' % (status, text)
+    net = _NET_ERROR.search(text)
+    if net:
+        text = '%s: %s' % (net.group(1), net.group(2).strip())
+    else:
+        text = _GO_REQUEST.sub(r'\1: ', text)
+        for pattern, plain in _PLAIN_WORDS:
+            text = pattern.sub(plain, text)
+        if status and status != _DAEMON_GENERIC_STATUS and str(status) not in text:
+            text = 'HTTP %s: %s' % (status, text)
+    if registry and registry not in text:
+        text = '%s: %s' % (registry, text)
     return text[:240]
 
 
@@ -61,7 +90,8 @@ def lookup_remote_digest(api, reference):
     try:
         data = api.inspect_distribution(reference)
     except (DockerException, RequestException) as exc:
-        return RemoteDigest(reference, None, describe_registry_error(exc))
+        return RemoteDigest(reference, None, describe_registry_error(exc, registry_of(reference),
+                                                                     getattr(api, 'timeout', None)))
     digest = (data.get('Descriptor') or {}).get('digest')
     if not digest:
         return RemoteDigest(reference, None, 'the registry answered without a digest')

@@ -20,6 +20,7 @@ import time
 from ansible_collections.patchops.docker.plugins.module_utils.client import (
     DockerException,
     RequestException,
+    lost_connection,
     short_reason,
 )
 from ansible_collections.patchops.docker.plugins.module_utils.health import wait_until_ready
@@ -40,10 +41,14 @@ from ansible_collections.patchops.docker.plugins.module_utils.journal import (
 from ansible_collections.patchops.docker.plugins.module_utils.recreate import RecreateError, apply_plan
 
 BACKUP_SUFFIX = '.patchops-backup'
-# Fault injection for the crash-recovery tests: the module sleeps at this point
-# of the swap so that the test can kill it there. Unset in normal use.
+# Fault injection for the crash-recovery and engine-restart tests: the module
+# sleeps at this point of the swap so that the test can kill it there, or stop
+# the engine under it; with the resume file set, it goes on once that file
+# exists. Both unset in normal use.
 PAUSE_ENV = 'PATCHOPS_DOCKER_TEST_PAUSE_AT'
+RESUME_ENV = 'PATCHOPS_DOCKER_TEST_RESUME_FILE'
 PAUSE_POINTS = ('stopped', 'renamed', 'created', 'started')
+PAUSE_SECONDS = 3600
 
 
 def backup_name(name):
@@ -51,15 +56,37 @@ def backup_name(name):
 
 
 def _pause_point(point):
-    if os.environ.get(PAUSE_ENV) == point:
-        time.sleep(3600)
+    if os.environ.get(PAUSE_ENV) != point:
+        return
+    resume = os.environ.get(RESUME_ENV)
+    deadline = time.time() + PAUSE_SECONDS
+    while time.time() < deadline:
+        if resume and os.path.exists(resume):
+            return
+        time.sleep(0.1 if resume else max(0.0, deadline - time.time()))
 
 
 def _exists(api, container_id):
+    """The container's inspect, or None when the daemon says there is no such container.
+
+    A daemon that does not answer is not a missing container: that error goes up, so that
+    nobody reads "the original container is gone" while it is only out of reach.
+    """
     try:
         return api.inspect_container(container_id)
-    except (DockerException, RequestException):
-        return None
+    except DockerException as exc:
+        if getattr(exc, 'status_code', None) == 404:
+            return None
+        raise
+
+
+def _trouble(exc):
+    """Why restoring failed, in a few words: the original's absence, Docker's refusal, or a silent daemon."""
+    if isinstance(exc, RuntimeError):
+        return str(exc)
+    if lost_connection(exc):
+        return 'the Docker daemon did not answer (%s)' % short_reason(exc)
+    return short_reason(exc)
 
 
 class SwapOutcome(object):
@@ -155,7 +182,11 @@ class Swapper(object):
         except RecreateError as exc:
             return self._failed(entry, new_id, str(exc), hooks)
         except (DockerException, RequestException) as exc:
-            return self._failed(entry, new_id, 'Docker refused a step of the swap: %s.' % short_reason(exc), hooks)
+            if lost_connection(exc):
+                reason = 'The Docker daemon stopped answering in the middle of the swap (%s).' % short_reason(exc)
+            else:
+                reason = 'Docker refused a step of the swap: %s.' % short_reason(exc)
+            return self._failed(entry, new_id, reason, hooks)
         self.journal.finish(entry)
         post = self._hook(new_id, labels, LABEL_POST_UPDATE)
         if post is not None:
@@ -174,7 +205,7 @@ class Swapper(object):
             restore(self.api, entry['name'], entry['old_id'], entry['was_running'], unwanted_id=new_id)
         except (DockerException, RequestException, RuntimeError) as exc:
             return SwapOutcome('failed', '%s Rolling back failed too: %s; the journal keeps the swap for the next '
-                                         'run to restore.' % (reason, short_reason(exc)), hooks=hooks)
+                                         'run to restore.' % (reason, _trouble(exc)), hooks=hooks)
         self.journal.finish(entry)
         return SwapOutcome('rolled_back', '%s The original container is running again.' % reason
                            if entry['was_running'] else '%s The original container is back.' % reason, hooks=hooks)
@@ -198,7 +229,7 @@ def recover(api, journal):
                                       % entry.get('stage', STAGE_STOPPING))
         except (DockerException, RequestException, RuntimeError) as exc:
             recovered.append(dict(name=name, action='failed',
-                                  message='Could not put right the interrupted swap: %s.' % short_reason(exc)))
+                                  message='Could not put right the interrupted swap: %s.' % _trouble(exc)))
             continue
         journal.finish(entry)
         recovered.append(result)

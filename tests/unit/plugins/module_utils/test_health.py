@@ -48,6 +48,7 @@ def test_without_healthcheck_an_exit_fails():
 def test_a_restart_counts_as_a_failure():
     result = gate(Script([state(), state(started='2026-11-28T03:00:02Z')]))
     assert not result.ok
+    assert result.message == 'The new container stopped and was started again during its health gate (last exit code 0).'
 
 
 def test_healthy_passes_at_the_moment_it_is_healthy():

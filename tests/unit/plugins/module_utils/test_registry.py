@@ -27,7 +27,62 @@ def test_credentials_in_urls_are_redacted():
     exc = api_error(500, 'Get "https://alice:s3cret@registry.example.com/v2/": EOF')
     text = registry.describe_registry_error(exc)
     assert 's3cret' not in text and 'alice' not in text
-    assert 'https://***@registry.example.com' in text
+    assert text == 'registry.example.com: the connection was closed without an answer (EOF)'
+    assert registry.redact('pull https://alice:s3cret@registry.example.com/v2/ failed') == \
+        'pull https://***@registry.example.com/v2/ failed'
+
+
+# What Engine 20.10 said through /distribution/{name}/json and the pull stream when the fault proxy
+# in front of the sandbox registry misbehaved (tests/integration/test_faults_registry.py).
+DAEMON_SAID = [
+    (500, 'Head "http://127.0.0.1:5119/v2/itest/x/manifests/1": no basic auth credentials',
+     '127.0.0.1:5119: no basic auth credentials'),
+    (429, 'toomanyrequests: too many requests, retry later',
+     '127.0.0.1:5119: HTTP 429: toomanyrequests: too many requests, retry later'),
+    (500, 'received unexpected HTTP status: 500 Internal Server Error',
+     '127.0.0.1:5119: received unexpected HTTP status: 500 Internal Server Error'),
+    (500, 'unexpected EOF', '127.0.0.1:5119: the connection broke off in the middle of an answer (unexpected EOF)'),
+    (500, 'Get "http://127.0.0.1:5119/v2/": net/http: request canceled (Client.Timeout exceeded while awaiting headers)',
+     '127.0.0.1:5119: no answer in time (Client.Timeout exceeded while awaiting headers)'),
+    (500, 'Get "http://127.0.0.1:5119/v2/": context deadline exceeded', '127.0.0.1:5119: no answer in time (context deadline exceeded)'),
+    (None, 'read tcp 127.0.0.1:49336->127.0.0.1:5119: read: connection reset by peer', '127.0.0.1:5119: connection reset by peer'),
+    (None, 'error pulling image configuration: download failed after attempts=6: unexpected EOF',
+     '127.0.0.1:5119: error pulling image configuration: download failed after attempts=6: the connection broke off in '
+     'the middle of an answer (unexpected EOF)'),
+]
+
+
+def test_what_the_daemon_said_names_the_registry_and_the_problem():
+    for status, said, expected in DAEMON_SAID:
+        exc = api_error(status, said) if status else Exception(said)
+        if not status:
+            exc.explanation = said
+        assert registry.describe_registry_error(exc, '127.0.0.1:5119') == expected
+
+
+def test_the_daemon_s_500_is_not_shown_as_the_registry_s_status():
+    text = registry.describe_registry_error(api_error(500, 'unexpected EOF'))
+    assert '500' not in text
+
+
+def test_a_client_timeout_says_how_long_the_daemon_was_given():
+    exc = requests.exceptions.ConnectionError('Read timed out. (read timeout=5)')
+    assert registry.describe_registry_error(exc, '127.0.0.1:5119', 5) == \
+        '127.0.0.1:5119: timed out waiting for the registry (the Docker daemon gave no answer within 5 s)'
+
+
+def test_registry_of_a_reference():
+    assert registry.registry_of('127.0.0.1:5119/itest/x:1') == '127.0.0.1:5119'
+    assert registry.registry_of('docker.io/library/nginx:1.25') == 'docker.io'
+    assert registry.registry_of('localhost/app:1') == 'localhost'
+    assert registry.registry_of('team/app:1') is None
+    assert registry.registry_of('b:1') is None
+
+
+def test_a_failed_look_up_names_the_registry_of_its_reference():
+    api = CountingApi({'127.0.0.1:5119/a/b:1': api_error(500, 'unexpected EOF')})
+    result = registry.lookup_remote_digest(api, '127.0.0.1:5119/a/b:1')
+    assert result.error == '127.0.0.1:5119: the connection broke off in the middle of an answer (unexpected EOF)'
 
 
 class CountingApi:

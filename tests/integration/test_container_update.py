@@ -406,6 +406,55 @@ def test_a_run_killed_mid_swap_is_put_right_by_the_next(docker_host, state_dir, 
     assert sandbox.docker('exec', name, 'cat', '/data/file').strip() == 'precious'
 
 
+def test_a_run_killed_with_several_swaps_in_flight_is_put_right_by_the_next(
+        docker_host, state_dir, containers, repo, unique):
+    sandbox.publish(repo + ':1', cmd=SLEEPER, volumes=['/data'])
+    names = [containers.run('crashp%d-%s' % (n, unique), repo + ':1') for n in range(2)]
+    for name in names:
+        containers.names.append(name + '.patchops-backup')
+        sandbox.docker('exec', name, 'sh', '-c', 'echo %s > /data/file' % name)
+    sandbox.publish(repo + ':1', cmd=SLEEPER, volumes=['/data'], labels={'v': '2'})
+    args = dict(FAST, docker_host=docker_host, containers=names, state_dir=state_dir, max_parallel=2)
+    cmd = ['ansible', 'localhost', '-c', 'local', '-i', 'localhost,', '-e',
+           'ansible_python_interpreter=%s' % target_python(), '-m', 'patchops.docker.container_update',
+           '-a', json.dumps(args)]
+    proc = subprocess.Popen(cmd, env=dict(os.environ, PATCHOPS_DOCKER_TEST_PAUSE_AT='renamed'),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    journal = os.path.join(state_dir, 'journal')
+
+    def entries():
+        found = []
+        for file_name in (os.listdir(journal) if os.path.isdir(journal) else []):
+            try:
+                with open(os.path.join(journal, file_name)) as handle:
+                    found.append(json.load(handle))
+            except ValueError:
+                continue
+        return found
+
+    deadline = time.time() + 60
+    while sorted(e['stage'] for e in entries()) != ['renamed', 'renamed']:
+        if time.time() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise AssertionError('the two swaps never both reached renamed: %s' % entries())
+        time.sleep(0.2)
+    os.kill(entries()[0]['pid'], signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    # Both originals are stopped under their backup names: neither name is taken.
+    assert [names_like(name) for name in names] == [[name + '.patchops-backup'] for name in names]
+
+    result = update(docker_host, state_dir, names)
+
+    assert not result.failed, result
+    assert sorted((r['name'], r['action']) for r in result['recovered']) == [(n, 'restored') for n in sorted(names)]
+    assert [by_name(result)[n]['action'] for n in names] == ['updated', 'updated']
+    for name in names:
+        assert names_like(name) == [name]
+        assert inspect(name)['State']['Running']
+        assert sandbox.docker('exec', name, 'cat', '/data/file').strip() == name
+
+
 def test_image_age_info_also_puts_a_killed_swap_right(docker_host, state_dir, containers, repo, unique):
     sandbox.publish(repo + ':1', cmd=SLEEPER)
     name = containers.run('crash-info-' + unique, repo + ':1')

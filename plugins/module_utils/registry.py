@@ -80,6 +80,9 @@ def describe_registry_error(exc, registry=None, timeout=None):
             text = pattern.sub(plain, text)
         if status and status != _DAEMON_GENERIC_STATUS and str(status) not in text:
             text = 'HTTP %s: %s' % (status, text)
+    if 'no space left on device' in text.lower():
+        # the Docker host's own disk, not the registry
+        return ('the Docker host ran out of disk space (%s)' % text)[:240]
     if registry and registry not in text:
         text = '%s: %s' % (registry, text)
     return text[:240]

@@ -77,7 +77,6 @@ MANIFEST_ACCEPT = ', '.join([
 ])
 
 __all__ = ['up', 'down', 'info', 'docker', 'publish', 'aged', 'registry_stop', 'registry_start',
-           'engine_stop', 'engine_start', 'engine_restart',
            'reset', 'registry_requests', 'registry_digest', 'SandboxError',
            'REGISTRY', 'BASE_IMAGE']
 
@@ -885,7 +884,8 @@ def down(purge=False) -> dict:
     with _locked(p):
         # the fleet first: its hosts pull from the registry and live under the state and runtime dirs
         fleet = fleet_down(purge=purge)
-        extras = tls_engine_down(purge=purge)['stopped'] + auth_registry_down(purge=purge)['stopped']
+        extras = (tls_engine_down(purge=purge)['stopped'] + small_engine_down(purge=purge)['stopped']
+                  + auth_registry_down(purge=purge)['stopped'])
         pid = _registry_pid(p)
         if pid:
             _stop_pid(pid, p.reg_config, name='registry')
@@ -2330,6 +2330,128 @@ def tls_engine_down(purge=False) -> dict:
         if purge:
             shutil.rmtree(t.state, ignore_errors=True)
     return {'stopped': stopped, 'purged': bool(purge)}
+
+
+# --------------------------------------------------------------------------- engine on a small disk
+
+SMALL_POOL_BASE = '172.29.224.0/20'
+SMALL_DISK_MB = 64
+
+
+class _SmallEnginePaths(_EngineFiles):
+    """A dockerd whose data root (images, layers, the pull's downloads) is on a small tmpfs of its own."""
+
+    def __init__(self, p):
+        super().__init__(os.path.join(p.state, 'small-engine'), os.path.join(p.run, 'small'))
+        self.disk = os.path.join(self.state, 'disk')          # the mount point of the small filesystem
+        self.data_root = os.path.join(self.disk, 'data')
+        self.cgroup_parent = p.cgroup_parent + '-small'
+        self.bridge = 'none'  # no default bridge: no link to make or remove
+        self.bridge_cidr = None
+        self.pool_base = SMALL_POOL_BASE
+        self.pool = 'base=%s,size=24' % SMALL_POOL_BASE
+
+
+def _mount_point(path):
+    """The mountinfo fields of the filesystem mounted exactly at path, or None."""
+    for line in (_read('/proc/self/mountinfo', '') or '').splitlines():
+        fields = line.split()
+        if len(fields) > 4 and re.sub(r'\\(\d{3})', lambda m: chr(int(m.group(1), 8)), fields[4]) == path:
+            return fields
+    return None
+
+
+def _disk_usage(path):
+    st = os.statvfs(path)
+    return {'size_mb': round(st.f_blocks * st.f_frsize / 1048576.0, 1),
+            'free_mb': round(st.f_bavail * st.f_frsize / 1048576.0, 1)}
+
+
+def small_engine_info() -> dict:
+    """Where the small-disk engine listens, and how big and how full its disk is."""
+    t = _SmallEnginePaths(_paths())
+    mounted = _mount_point(t.disk) is not None
+    return dict({'docker_host': 'unix://' + t.sock, 'disk': t.disk, 'data_root': t.data_root,
+                 'log': t.log('dockerd'), 'mounted': mounted,
+                 'running': mounted and bool(_containerd_pid(t)) and _engine_up(t)},
+                **(_disk_usage(t.disk) if mounted else {'size_mb': None, 'free_mb': None}))
+
+
+def small_engine_up(size_mb=SMALL_DISK_MB) -> dict:
+    """Start a dockerd beside the sandbox engine whose data root is on a tmpfs of size_mb MiB (mounted
+    at <state>/small-engine/disk), so that a pull can fill its disk: own containerd, sockets, exec-root,
+    cgroup parent, no bridge (run containers with --network none), the main engine's storage driver. The
+    base image is pulled from the sandbox registry. Idempotent; a disk already there gets size_mb (in place)."""
+    up()
+    p = _paths()
+    t = _SmallEnginePaths(p)
+    with _locked(p):
+        if small_engine_info()['running'] and _engine_get(t, '/images/%s/json' % BASE_IMAGE)[0] == 200:
+            return small_engine_resize(size_mb)
+        for d in (t.state, t.logs, t.pids, t.disk):
+            os.makedirs(d, exist_ok=True)
+        os.makedirs(t.run, mode=0o711, exist_ok=True)
+        if _mount_point(t.disk) is None:
+            subprocess.run([_which('mount') or 'mount', '-t', 'tmpfs', '-o', 'size=%dm,mode=0711' % int(size_mb),
+                            'patchops-small-disk', t.disk], check=True)
+        else:
+            small_engine_resize(size_mb)
+        if _engine_pid(t) and not (_containerd_pid(t) and _engine_up(t)):
+            _stop_pid(_engine_pid(t), t.sock, name='small dockerd')
+        if not _engine_up(t):
+            _start_containerd(t)
+            driver = ((_read(p.driver_file, '') or '').strip() or os.environ.get('PATCHOPS_SANDBOX_STORAGE_DRIVER')
+                      or 'overlay2').strip()
+            for d in (t.data_root, t.exec_root):
+                os.makedirs(d, exist_ok=True)
+            _write(t.daemon_json, json.dumps({'deprecated-key-path': t.key}) + '\n')
+            with contextlib.suppress(OSError):
+                os.unlink(t.sock)
+            pid = _spawn(_dockerd_argv(t, driver), t.log('dockerd'), _daemon_env())
+            _wait_dockerd(t, pid, driver)
+        _ensure_host_base(t)
+        return small_engine_info()
+
+
+def small_engine_resize(size_mb) -> dict:
+    """Grow (or shrink) the small engine's disk to size_mb MiB, in place: "space was freed"."""
+    t = _SmallEnginePaths(_paths())
+    if _mount_point(t.disk) is None:
+        raise SandboxError('the small engine has no disk; run small_engine_up() first')
+    subprocess.run([_which('mount') or 'mount', '-o', 'remount,size=%dm' % int(size_mb), t.disk], check=True)
+    return small_engine_info()
+
+
+def small_engine_docker(*args, check=True, input=None, env=None, timeout=None) -> str:
+    """The docker CLI against the small-disk engine; return stdout."""
+    return _run_docker(args, check=check, input=input, env=env, timeout=timeout, sock=_SmallEnginePaths(_paths()).sock)
+
+
+def small_engine_down(purge=False) -> dict:
+    """Stop the small-disk engine (its containers, dockerd, containerd) and unmount its disk, which takes
+    its images and containers with it; with purge also delete its state."""
+    p = _paths()
+    t = _SmallEnginePaths(p)
+    if not os.path.isdir(t.state) and not os.path.isdir(t.run):
+        return {'stopped': [], 'purged': bool(purge)}
+    stopped = []
+    with _locked(p):
+        stopped += _stop_engine(t, sock=t.sock, who='small-engine')  # unmounts what lies under its state dir too
+        if _mount_point(t.disk) is not None:
+            subprocess.run([_which('umount') or 'umount', '-l', t.disk], check=False)
+        if _mount_point(t.disk) is not None:
+            raise SandboxError('could not unmount the small engine disk %s' % t.disk)
+        for name in ('dockerd', 'containerd'):
+            with contextlib.suppress(OSError):
+                os.unlink(t.pidfile(name))
+        shutil.rmtree(t.run, ignore_errors=True)
+        if purge:
+            shutil.rmtree(t.state, ignore_errors=True)
+    return {'stopped': stopped, 'purged': bool(purge)}
+
+
+__all__ += ['small_engine_up', 'small_engine_down', 'small_engine_info', 'small_engine_resize', 'small_engine_docker',
+            'engine_stop', 'engine_start', 'engine_restart']
 
 
 # --------------------------------------------------------------------------- CLI

@@ -60,6 +60,13 @@ def test_what_the_daemon_said_names_the_registry_and_the_problem():
         assert registry.describe_registry_error(exc, '127.0.0.1:5119') == expected
 
 
+def test_a_full_disk_is_the_host_s_not_the_registry_s():
+    exc = Exception('x')
+    exc.explanation = 'write /var/lib/docker/tmp/GetImageBlob1966051808: no space left on device'
+    assert registry.describe_registry_error(exc, '127.0.0.1:5115') == (
+        'the Docker host ran out of disk space (write /var/lib/docker/tmp/GetImageBlob1966051808: no space left on device)')
+
+
 def test_the_daemon_s_500_is_not_shown_as_the_registry_s_status():
     text = registry.describe_registry_error(api_error(500, 'unexpected EOF'))
     assert '500' not in text

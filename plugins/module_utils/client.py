@@ -139,8 +139,7 @@ def pull_progress(api, repository, tag, timeout):
                          headers=headers, stream=True, timeout=timeout)
     try:
         api._raise_for_status(response)
-        for line in api._stream_helper(response, decode=True):
-            yield line
+        yield from api._stream_helper(response, decode=True)
     except (Urllib3Error, OSError) as exc:
         if isinstance(exc, RequestException):
             raise

@@ -55,8 +55,17 @@ def module_args(spec, overrides=None):
 
 
 def validated(spec, args):
-    """What AnsibleModule would make of ``args``: (params, None) or (None, its error message)."""
-    result = ArgumentSpecValidator(spec).validate(args)
+    """What AnsibleModule would make of ``args``: (params, None) or (None, its error message).
+
+    ansible-core 2.21's own int conversion raises OverflowError for an infinite float (2.17 refuses it
+    as not an int); AnsibleModule fails the task with that one line ("cannot convert Infinity to integer")
+    before any of our code runs.
+    """
+    try:
+        result = ArgumentSpecValidator(spec).validate(args)
+    except OverflowError as exc:
+        assert 'Infinity' in str(exc) and any(v in (float('inf'), float('-inf')) for v in args.values()), exc
+        return None, str(exc)
     if result.error_messages:
         return None, result.error_messages[0]
     return result.validated_parameters, None

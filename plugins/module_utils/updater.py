@@ -53,6 +53,8 @@ def validate(params):
     for option in ('min_image_age_days', 'health_timeout', 'stable_seconds'):
         if params[option] < 0:
             raise InvalidOption('%s must be 0 or more, not %d.' % (option, params[option]))
+    if params.get('timeout') is not None and params['timeout'] < 1:
+        raise InvalidOption('timeout must be 1 or more, not %d.' % params['timeout'])
     if params.get('max_parallel', 1) < 1:
         raise InvalidOption('max_parallel must be 1 or more, not %d.' % params['max_parallel'])
     if params.get('stop_timeout') is not None and params['stop_timeout'] < 0:

@@ -106,6 +106,7 @@ def test_container_update_arguments_are_refused_in_one_sentence_or_accepted(args
     assert params['pull'] in ('always', 'missing', 'never')
     for option in ('min_image_age_days', 'health_timeout', 'stable_seconds'):
         assert params[option] >= 0
+    assert params['timeout'] >= 1 and params['max_parallel'] >= 1
 
 
 docker_hosts = st.one_of(

@@ -40,7 +40,8 @@ options:
     aliases: [docker_api_version]
   timeout:
     description:
-      - Seconds to wait for an answer from the Docker API before giving up.
+      - Seconds to wait for an answer from the Docker API before giving up. For a pull, the longest the Docker
+        daemon may send no progress before the pull is given up; for a registry look-up, the longest it may take.
       - If not set in the task, E(DOCKER_TIMEOUT) is used; if that is not set either, the default.
     type: int
     default: 60

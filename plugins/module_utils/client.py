@@ -16,6 +16,8 @@ __metaclass__ = type
 import os
 import re
 
+from urllib.parse import urlsplit
+
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
 from ansible_collections.patchops.docker.plugins.module_utils.errors import DockerConnectionError, PatchopsError
@@ -182,6 +184,27 @@ def _pin_ca_file(api, ca_file):
     api.merge_environment_settings = merge_keeping_ca
 
 
+def connection_problem(params):
+    """Why the connection options cannot work, in one sentence, or None.
+
+    The Docker SDK raises plain ValueErrors for these (no DockerException), which
+    would reach the user as a traceback.
+    """
+    if params['timeout'] < 1:
+        return 'timeout must be 1 or more, not %d.' % params['timeout']
+    version = params['api_version'] or 'auto'
+    if version != 'auto' and not re.match(r'^[0-9]+\.[0-9]+$', version):
+        return "api_version must be 'auto' or a version such as '1.41', not %r." % (version[:40],)
+    url = params['docker_host'] or ''
+    try:
+        port = urlsplit(url).port
+    except ValueError as exc:
+        return 'docker_host %r is not a valid URL: %s.' % (url[:200], str(exc).rstrip('.'))
+    if port == 0 and url.startswith(('tcp://', 'http://', 'https://')):
+        return 'docker_host %r is not a valid URL: port 0 cannot be connected to.' % (url[:200],)
+    return None
+
+
 class DockerClient(object):
     """A connected Docker API client built from the module's connection options.
 
@@ -198,6 +221,9 @@ class DockerClient(object):
             module.fail_json(msg='The Docker SDK for Python on this host is version %s; patchops.docker needs 7.0.0 or newer.'
                              % DOCKER_SDK_VERSION)
         self.docker_host = params['docker_host'] or DEFAULT_DOCKER_HOST
+        problem = connection_problem(params)
+        if problem:
+            module.fail_json(msg=problem)
         try:
             self.api = self._connect(params, max_pool_size)
         except DockerConnectionError as exc:
@@ -254,13 +280,11 @@ class DockerClient(object):
                 server = api.version(api_version=False).get('ApiVersion', MIN_API_VERSION)
                 api._version = min(server, DEFAULT_API_VERSION, key=_version_tuple)
             api.ping()
-        except (DockerException, RequestException) as exc:
+        except (DockerException, RequestException, ValueError) as exc:
+            # ValueError: what the SDK raises for a URL or version it cannot use
             raise DockerConnectionError('Cannot connect to the Docker daemon at %s: %s.'
                                         % (self.docker_host, short_reason(exc)))
         return api
-
-    def fail(self, msg, **kwargs):
-        self.module.fail_json(msg=msg, **kwargs)
 
     def run(self, work, *args, **kwargs):
         """Return ``work(*args, **kwargs)``; our errors and Docker's fail the module with one sentence."""

@@ -296,13 +296,11 @@ recovered:
   elements: dict
 '''
 
-import re
 import time
-from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.patchops.docker.plugins.module_utils.client import DockerClient, docker_argument_spec
+from ansible_collections.patchops.docker.plugins.module_utils.client import DockerClient, connection_problem, docker_argument_spec
 from ansible_collections.patchops.docker.plugins.module_utils.errors import PatchopsError
 from ansible_collections.patchops.docker.plugins.module_utils.image_age import (
     assess_container,
@@ -330,27 +328,6 @@ def argument_spec():
     ))
 
 
-def _connection_problem(params):
-    """Why the connection options cannot work, or None.
-
-    The Docker SDK raises plain ValueErrors for these (no DockerException), which
-    would reach the user as a traceback.
-    """
-    if params['timeout'] < 1:
-        return 'timeout must be 1 or more, not %d.' % params['timeout']
-    version = params['api_version'] or 'auto'
-    if version != 'auto' and not re.match(r'^[0-9]+\.[0-9]+$', version):
-        return "api_version must be 'auto' or a version such as '1.41', not %r." % (version[:40],)
-    url = params['docker_host'] or ''
-    try:
-        port = urlsplit(url).port
-    except ValueError as exc:
-        return 'docker_host %r is not a valid URL: %s.' % (url[:200], str(exc).rstrip('.'))
-    if port == 0 and url.startswith(('tcp://', 'http://', 'https://')):
-        return 'docker_host %r is not a valid URL: port 0 cannot be connected to.' % (url[:200],)
-    return None
-
-
 def validate(params):
     """Refuse values that cannot work, before connecting to anything."""
     for option in ('max_age_days', 'max_age_days_exposed'):
@@ -358,7 +335,7 @@ def validate(params):
             raise PatchopsError('%s must be 0 or more, not %d.' % (option, params[option]))
     if params['concurrency'] < 1:
         raise PatchopsError('concurrency must be 1 or more, not %d.' % params['concurrency'])
-    problem = _connection_problem(params)
+    problem = connection_problem(params)
     if problem:
         raise PatchopsError(problem)
 

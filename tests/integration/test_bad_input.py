@@ -336,9 +336,7 @@ SDK_VALUE_ERRORS = [dict(api_version='abc'), dict(docker_host='tcp://127.0.0.1:9
 
 
 @pytest.mark.parametrize('bad', SDK_VALUE_ERRORS, ids=lambda bad: '-'.join('%s=%s' % kv for kv in bad.items()))
-@pytest.mark.parametrize('module', ['image_age_info', pytest.param('container_update', marks=pytest.mark.xfail(
-    strict=True, reason='client.py lets the SDK\'s ValueError through and container_update does not validate '
-                        'these options: fix requested in the F2 report'))])
+@pytest.mark.parametrize('module', ['image_age_info', 'container_update'])
 def test_connection_options_the_sdk_cannot_parse_are_one_sentence(harness, api, world, docker_host, tmp_path,
                                                                   module, bad):
     args = dict(docker_host=docker_host, state_dir=str(tmp_path / 'state'), containers=[world['names']['outdated']])

@@ -28,6 +28,7 @@ from ansible_collections.patchops.docker.plugins.module_utils.hooks import (
     LABEL_POST_UPDATE,
     LABEL_PRE_UPDATE,
     hook_command,
+    hook_outcome,
     run_hook,
 )
 from ansible_collections.patchops.docker.plugins.module_utils.journal import (
@@ -136,7 +137,7 @@ class Swapper(object):
         command = hook_command(labels, label) if self.run_hooks else None
         if command is None:
             return None
-        return run_hook(self.api, container_id, command)
+        return run_hook(self.api, container_id, command, self.health_timeout)
 
     def swap(self, old, plan):
         """Swap the container ``old`` (its inspect) for one created from ``plan``."""
@@ -150,8 +151,8 @@ class Swapper(object):
             if pre is not None:
                 hooks['pre_update'] = pre._asdict()
                 if pre.exit_code != 0:
-                    return SwapOutcome('skipped', 'The pre-update hook exited with code %s; nothing was changed.'
-                                       % pre.exit_code, hooks=hooks)
+                    return SwapOutcome('skipped', 'The pre-update hook %s; nothing was changed.'
+                                       % hook_outcome(pre), hooks=hooks)
         entry = self.journal.begin(dict(old_id=old_id, name=name, backup=backup_name(name), was_running=was_running,
                                         old_image_id=old.get('Image'), new_image_id=plan.image_id))
         began = time.time()
@@ -193,7 +194,7 @@ class Swapper(object):
             hooks['post_update'] = post._asdict()
         message = 'Recreated on the new image.'
         if post is not None and post.exit_code != 0:
-            message += ' The post-update hook exited with code %s.' % post.exit_code
+            message += ' The post-update hook %s.' % hook_outcome(post)
         return SwapOutcome('updated', message, new_id=new_id, downtime=round(ready_at - began, 3), hooks=hooks)
 
     def _failed(self, entry, new_id, reason, hooks):

@@ -24,7 +24,8 @@ description:
     directory, user, labels, healthcheck, exposed ports, declared volumes and stop signal the old container had
     only because the old image had them.
   - "The swap, per container: pull first (no downtime while pulling); run the C(patchops.docker.pre-update) label's
-    command in the old container (a non-zero exit skips the container); write a journal entry under O(state_dir);
+    command in the old container (a non-zero exit, or not finishing within O(health_timeout) seconds, skips the
+    container); write a journal entry under O(state_dir);
     stop the old container; rename it to C(<name>.patchops-backup); create and start the new one under the name;
     wait until it is healthy (or, without a healthcheck, running for O(stable_seconds)); remove the backup, never
     its volumes; run the C(patchops.docker.post-update) label's command in the new container."

@@ -267,6 +267,26 @@ def test_hooks_run_and_a_failing_pre_update_hook_skips(docker_host, state_dir, c
     assert not result.failed, 'a veto is not a failure'
 
 
+def test_a_hanging_pre_update_hook_skips_its_container_and_the_run_goes_on(
+        docker_host, state_dir, containers, repo, unique):
+    sandbox.publish(repo + ':1', cmd=SLEEPER)
+    hangs = containers.run('hook-hang-' + unique, repo + ':1', '--label', 'patchops.docker.pre-update=sleep 300')
+    other = containers.run('hook-next-' + unique, repo + ':1')
+    hangs_id = inspect(hangs)['Id']
+    sandbox.publish(repo + ':1', cmd=SLEEPER, labels={'v': '2'})
+
+    result = update(docker_host, state_dir, [hangs, other], health_timeout=3)
+
+    entries = by_name(result)
+    assert entries[hangs]['action'] == 'skipped'
+    assert entries[hangs]['message'] == ('The pre-update hook did not finish within 3 s (it may still run in the '
+                                         'container); nothing was changed.')
+    assert entries[hangs]['pre_update']['exit_code'] is None
+    assert inspect(hangs)['Id'] == hangs_id and inspect(hangs)['State']['Running']
+    assert entries[other]['action'] == 'updated'
+    assert not result.failed, result
+
+
 def test_pull_policies(docker_host, state_dir, containers, repo, unique):
     sandbox.publish(repo + ':1', cmd=SLEEPER)
     name = containers.run('pull-' + unique, repo + ':1')

@@ -475,6 +475,34 @@ def test_a_run_killed_with_several_swaps_in_flight_is_put_right_by_the_next(
         assert sandbox.docker('exec', name, 'cat', '/data/file').strip() == name
 
 
+def test_a_swap_killed_after_its_gate_is_completed_by_the_next_run(docker_host, state_dir, containers, repo, unique):
+    # What a kill between the passed health gate and the backup's removal leaves: the new container
+    # running under the name, the old one stopped as the backup, the journal entry at stage 'healthy'.
+    sandbox.publish(repo + ':1', cmd=SLEEPER)
+    name = 'done-' + unique
+    old_id = containers.create(name + '.patchops-backup', repo + ':1')
+    sandbox.publish(repo + ':1', cmd=SLEEPER, labels={'v': '2'})
+    sandbox.docker('pull', repo + ':1')
+    new = containers.run(name, repo + ':1')
+    new_id = inspect(new)['Id']
+    journal = os.path.join(state_dir, 'journal')
+    os.makedirs(journal, mode=0o700)
+    entry = dict(old_id=inspect(old_id)['Id'], name=name, backup=name + '.patchops-backup', was_running=True,
+                 stage='healthy', new_id=new_id, started=time.time(), pid=999999)
+    with open(os.path.join(journal, '%s.json' % entry['old_id']), 'w') as handle:
+        json.dump(entry, handle)
+
+    result = update(docker_host, state_dir, [name])
+
+    assert not result.failed, result
+    assert [(r['name'], r['action']) for r in result['recovered']] == [(name, 'completed')]
+    # the backup is gone and the new container, already on the newest image, was kept as it is
+    assert names_like(name) == [name]
+    assert inspect(name)['Id'] == new_id and inspect(name)['State']['Running']
+    assert by_name(result)[name]['action'] == 'unchanged'
+    assert os.listdir(journal) == []
+
+
 def test_image_age_info_also_puts_a_killed_swap_right(docker_host, state_dir, containers, repo, unique):
     sandbox.publish(repo + ':1', cmd=SLEEPER)
     name = containers.run('crash-info-' + unique, repo + ':1')

@@ -122,7 +122,8 @@ def restore(api, name, old_id, was_running, unwanted_id=None):
 
 
 class Swapper(object):
-    """Swaps containers one at a time on one host."""
+    """Swaps containers on one host. It keeps no state of its own between swaps, so the workers of
+    ``max_parallel`` share one."""
 
     def __init__(self, api, journal, health_timeout, stable_seconds, rollback, stop_timeout, run_hooks):
         self.api = api

@@ -914,15 +914,20 @@ def down(purge=False) -> dict:
     return {'stopped': stopped, 'purged': bool(purge), 'fleet': fleet}
 
 
+def _stop_one(p, pid_of, needle, name):
+    """Stop one daemon of the sandbox by its pid (under the sandbox lock); its files stay."""
+    with _locked(p):
+        pid = pid_of(p)
+        if pid:
+            _stop_pid(pid, needle, name=name)
+        with contextlib.suppress(OSError):
+            os.unlink(p.pidfile(name))
+
+
 def registry_stop() -> None:
     """Stop only the registry (its storage stays): the registry is "down"."""
     p = _paths()
-    with _locked(p):
-        pid = _registry_pid(p)
-        if pid:
-            _stop_pid(pid, p.reg_config, name='registry')
-        with contextlib.suppress(OSError):
-            os.unlink(p.pidfile('registry'))
+    _stop_one(p, _registry_pid, p.reg_config, 'registry')
 
 
 def registry_start() -> None:
@@ -941,12 +946,7 @@ def engine_stop() -> None:
     again those whose restart policy says so (always, unless-stopped, on-failure) and that were not
     stopped by hand."""
     p = _paths()
-    with _locked(p):
-        pid = _engine_pid(p)
-        if pid:
-            _stop_pid(pid, p.sock, name='dockerd')
-        with contextlib.suppress(OSError):
-            os.unlink(p.pidfile('dockerd'))
+    _stop_one(p, _engine_pid, p.sock, 'dockerd')
 
 
 def engine_start() -> None:

@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible_collections.patchops.docker.plugins.module_utils.errors import InvalidOption
 from ansible_collections.patchops.docker.plugins.module_utils.client import DockerException, RequestException
 from ansible_collections.patchops.docker.plugins.module_utils.image_age import (
+    LABEL_BUILD_CONTEXT,
     age_days,
     classify,
     parse_reference,
@@ -185,11 +186,19 @@ class Updater(object):
                 decision['remote_digest'] = None
 
     def _decide_from_registry(self, decisions, refs):
-        remote = lookup_remote_digests(self.api, [str(ref) for ref in refs.values()])
+        built = set(name for name, ref in refs.items() if self._built_here(ref))
+        remote = lookup_remote_digests(self.api, [str(ref) for name, ref in refs.items() if name not in built])
         for name, ref in refs.items():
             decision = decisions[name]
             image = self._image(decision['old_image_id']) or {}
             local = self._image(str(ref)) or {}
+            if name in built:  # built on this host: the local tag is the newest there is
+                decision['new_image_id'] = local.get('Id') if local.get('Id') != decision['old_image_id'] else None
+                decision['remote_digest'] = None
+                if decision['new_image_id'] is None and not self.params['force']:
+                    decision['result'] = _entry(name, 'unchanged', 'Already on the newest local build of its tag.',
+                                                decision['old_image_id'], decision['old_image_id'], decision['image'])
+                continue
             record = dict(repo_digests=image.get('RepoDigests') or [])
             update, reason, digest, error = classify(ref, record, decision['old_image_id'], local.get('Id'),
                                                      remote.get(str(ref)), True)
@@ -202,8 +211,16 @@ class Updater(object):
                 decision['result'] = _entry(name, 'unchanged', 'Already on the newest image (%s).' % reason,
                                             decision['old_image_id'], decision['old_image_id'], decision['image'])
 
+    def _built_here(self, ref):
+        """Whether the tag names an image image_rebuild built on this host: no registry has it."""
+        labels = ((self._image(str(ref)) or {}).get('Config') or {}).get('Labels') or {}
+        return LABEL_BUILD_CONTEXT in labels
+
     def _decide_from_pull(self, decisions, refs):
-        pulled = pull_all(self.api, list(refs.values()), self.params['pull'])
+        # Tags built on this host (image_rebuild) are recreated on the local tag, never pulled.
+        built = dict((str(ref), ref) for ref in refs.values() if self._built_here(ref))
+        pulled = pull_all(self.api, [ref for ref in refs.values() if str(ref) not in built], self.params['pull'])
+        pulled.update(pull_all(self.api, list(built.values()), 'never'))
         min_age = self.params['min_image_age_days']
         now = time.time()
         for name, ref in refs.items():

@@ -70,7 +70,10 @@ options:
       - V(always) pulls the tag and recreates when it names a newer image than the container runs.
       - V(missing) pulls only when the tag is not on the host; otherwise recreates onto the local tag.
       - V(never) never pulls; recreates onto the local tag when it names a newer image (for images rebuilt on the
-        host, for example by M(patchops.docker.image_rebuild)).
+        host).
+      - A tag whose local image M(patchops.docker.image_rebuild) built (it carries the label
+        C(patchops.docker.build-context)) is never pulled and never looked up in a registry, whatever this option
+        says - no registry has it; the container is recreated when the local tag names a newer build.
     type: str
     choices: [always, missing, never]
     default: always

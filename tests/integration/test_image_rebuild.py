@@ -264,13 +264,13 @@ def test_an_image_built_from_another_image_of_the_list_follows_it(docker_host, n
 
 # --- through the role ----------------------------------------------------------------------------
 
-def play(docker_host, tmp_path, unique, builds, check=False, report_dir=None):
-    """One run of the patch_containers playbook on localhost, patching only this test's containers."""
+def play(docker_host, tmp_path, unique, builds, check=False, report_dir=None, playbook='patch_containers'):
+    """One run of a playbook of ours (patch_containers) on localhost, patching only this test's containers."""
     extra = dict(patch_containers_docker_host=docker_host, patch_containers_state_dir=str(tmp_path / 'state'),
                  patch_containers_include=['*-%s' % unique], patch_containers_hosts='localhost',
                  patch_containers_stable_seconds=1, patch_containers_builds=builds,
                  patch_containers_report_dir=report_dir or '', ansible_python_interpreter=target_python())
-    cmd = ['ansible-playbook', '-i', 'localhost,', '-c', 'local', 'patchops.docker.patch_containers',
+    cmd = ['ansible-playbook', '-i', 'localhost,', '-c', 'local', 'patchops.docker.' + playbook,
            '-e', json.dumps(extra)] + (['--check'] if check else [])
     env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_LOCALHOST_WARNING='0')
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, check=False)
@@ -321,6 +321,12 @@ def test_one_role_run_rebuilds_owned_images_and_recreates_their_containers(
     assert second.returncode == 0, second.stdout + second.stderr
     assert recap(second)['changed'] == '0', second.stdout
     assert image(names['app'])['Id'] == new_owned
+
+    back = play(docker_host, tmp_path, unique, builds, playbook='rollback_containers')
+
+    # the one update run recorded both containers, so both go back
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert running_image(on_owned) == old_owned and running_image(on_pulled) != newer_pulled['id']
 
 
 def test_a_failed_rebuild_in_the_role_still_patches_the_rest_and_fails_the_host(

@@ -29,8 +29,8 @@ description:
     image and its tag as they were, ends V(failed) with the reason and the last lines of the build log, and fails
     the module after the other images were handled.
   - Containers on a rebuilt tag keep running the old image until they are recreated, for example by
-    M(patchops.docker.container_update) with O(patchops.docker.container_update#module:pull=never), as the role
-    C(patchops.docker.patch_containers) does.
+    M(patchops.docker.container_update), as the role C(patchops.docker.patch_containers) does; it never pulls a
+    tag this module built (the label C(patchops.docker.build-context)).
 author:
   - patchops.docker maintainers (@patchops)
 extends_documentation_fragment:
@@ -110,7 +110,7 @@ notes:
     and C(--force-rm). A build may stay silent for up to an hour (one long C(RUN) step) before the call gives up.
 seealso:
   - module: patchops.docker.container_update
-    description: Recreate the containers on a rebuilt tag, with O(patchops.docker.container_update#module:pull=never).
+    description: Recreate the containers on a rebuilt tag (it never pulls a tag this module built).
   - module: patchops.docker.image_age_info
     description: Shows the build context of images built by this module (RV(patchops.docker.image_age_info#module:containers[].build_context)).
 '''

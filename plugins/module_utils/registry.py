@@ -36,7 +36,8 @@ _REGISTRY_HOST = re.compile(r'^[^/\s]*[.:][^/\s]*$|^localhost$')
 _PLAIN_WORDS = (
     (re.compile(r'(^|: )unexpected EOF$'), r'\1the connection broke off in the middle of an answer (unexpected EOF)'),
     (re.compile(r'(^|: )EOF$'), r'\1the connection was closed without an answer (EOF)'),
-    (re.compile(r'net/http: request canceled(?: while waiting for connection)? \((Client\.Timeout exceeded)'),
+    (re.compile(r'(?:net/http: request canceled(?: while waiting for connection)?|context deadline exceeded) '
+                r'\((Client\.Timeout exceeded)'),
      r'no answer in time (\1'),
     (re.compile(r'(^|: )(context deadline exceeded|i/o timeout)$'), r'\1no answer in time (\2)'),
 )

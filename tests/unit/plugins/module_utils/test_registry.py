@@ -45,6 +45,8 @@ DAEMON_SAID = [
     (500, 'Get "http://127.0.0.1:5119/v2/": net/http: request canceled (Client.Timeout exceeded while awaiting headers)',
      '127.0.0.1:5119: no answer in time (Client.Timeout exceeded while awaiting headers)'),
     (500, 'Get "http://127.0.0.1:5119/v2/": context deadline exceeded', '127.0.0.1:5119: no answer in time (context deadline exceeded)'),
+    (500, 'Get "http://127.0.0.1:5119/v2/": context deadline exceeded (Client.Timeout exceeded while awaiting headers)',
+     '127.0.0.1:5119: no answer in time (Client.Timeout exceeded while awaiting headers)'),
     (None, 'read tcp 127.0.0.1:49336->127.0.0.1:5119: read: connection reset by peer', '127.0.0.1:5119: connection reset by peer'),
     (None, 'error pulling image configuration: download failed after attempts=6: unexpected EOF',
      '127.0.0.1:5119: error pulling image configuration: download failed after attempts=6: the connection broke off in '

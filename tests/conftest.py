@@ -45,5 +45,6 @@ os.environ["ANSIBLE_COLLECTIONS_PATH"] = str(COLLECTIONS_PATH)
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
-        "once: the test exercises the target side only (engine, registry, faults, load); "
-        "tests/tooling/integration runs it under the first controller and deselects it under the second")
+        "once: the test exercises the module side in detail (modules, faults, load), which the controller does not "
+        "change; tests/tooling/integration runs it under the first controller (modules on the oldest target Python) "
+        "and deselects it under the second")

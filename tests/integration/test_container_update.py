@@ -10,6 +10,9 @@ import pytest
 
 from conftest import SLEEPER, run_module, sandbox, target_python
 
+# The module side in detail: run once, under the first controller (modules on the oldest target Python).
+pytestmark = pytest.mark.once
+
 FAST = dict(stable_seconds=1, health_timeout=20)
 
 

@@ -6,6 +6,9 @@ import pytest
 
 from conftest import SLEEPER, run_module, sandbox
 
+# The module side in detail: run once, under the first controller (modules on the oldest target Python).
+pytestmark = pytest.mark.once
+
 
 def by_name(result):
     return {entry['name']: entry for entry in result['containers']}

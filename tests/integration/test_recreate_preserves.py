@@ -24,6 +24,9 @@ from ansible_collections.patchops.docker.plugins.module_utils.recreate import ( 
     plan_recreate,
 )
 
+# The module side in detail: run once, under the first controller (modules on the oldest target Python).
+pytestmark = pytest.mark.once
+
 
 class World(preserve_world.World):
     """Every container of the module, before and after the swap, and what to remove afterwards."""

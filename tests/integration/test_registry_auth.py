@@ -13,6 +13,9 @@ import pytest
 
 from conftest import SLEEPER, run_module, sandbox
 
+# The module side in detail: run once, under the first controller (modules on the oldest target Python).
+pytestmark = pytest.mark.once
+
 
 @pytest.fixture(scope='module')
 def auth_registry(sb):

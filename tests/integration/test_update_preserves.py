@@ -24,6 +24,9 @@ import preserve_world  # noqa: E402  (after its registration for assertion rewri
 from preserve_world import KEYS, NEW_CMD, NEW_IMAGE, OLD_IMAGE  # noqa: E402  the same images as the SDK-level test
 from ansible_collections.patchops.docker.plugins.module_utils.swap import BACKUP_SUFFIX  # noqa: E402
 
+# The module side in detail: run once, under the first controller (modules on the oldest target Python).
+pytestmark = pytest.mark.once
+
 # The old image's healthcheck as in the SDK-level test; the new one probes every second so that the
 # health gate of the five running containers (all of which have a healthcheck) passes in about a
 # second each. Its test, interval and retries all differ from the old image's.

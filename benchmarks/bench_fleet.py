@@ -16,7 +16,9 @@ Measured RUNS rounds, the order alternating: a newer image is pushed for every t
 ``patch_containers_stable_seconds: 0``, limited to the benchmark's containers, a report
 directory) once limited to host1, and, after the next push, once over all hosts. Every run is
 checked by its fleet report: every container of every host in the run ``updated``. Goal (the
-issue): the fleet run within 1.5 of the one-host run.
+issue): the fleet run within 1.5 of the one-host run. Beside each run, its floor: the same job by
+hand with plain SDK calls on the same hosts (the hosts side by side in threads), to show how much
+of the growth from one host to four is the engines' own work on the machine's CPUs.
 
 Prints the table and, unless --no-docs, writes it into docs/performance.md. Everything made is
 removed at the end, also after a failure.
@@ -143,10 +145,41 @@ def run_playbook(fleet, inventory, tmp, hosts, env):
     return wall
 
 
+def floor_run(fleet, hosts):
+    """The same job by hand with plain SDK calls on each host, the hosts side by side (as forks do): pull each
+    tag once, then per container stop, rename, create on the new image, start, remove the old one."""
+    new_ids = fleet.publish_all()
+
+    def by_hand(host):
+        api = fleet.apis[host]
+        for ref in fleet.refs:
+            name, tag = ref.rsplit(':', 1)
+            for _line in api.pull(name, tag=tag, stream=True, decode=True):
+                pass
+        for name in fleet.names:
+            old = api.inspect_container(name)['Id']
+            api.stop(old)
+            api.rename(old, name + '.floor-old')
+            new = api.create_container(fleet.ref_of[name], name=name, command=SLEEPER, labels=LABEL)['Id']
+            api.start(new)
+            api.remove_container(old, force=True)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(len(hosts)) as pool:
+        list(pool.map(by_hand, hosts))
+    wall = time.perf_counter() - t0
+    for host in hosts:
+        wrong = [n for n in fleet.names if fleet.apis[host].inspect_container(n)['Image'] != new_ids[fleet.ref_of[n]]]
+        if wrong:
+            raise BenchError('floor on %s: %d containers not on the new image' % (host, len(wrong)))
+    say('floor, %d host(s): %.1f s' % (len(hosts), wall))
+    return wall
+
+
 def report(info, fleet, walls, runs, total):
     one, many = walls['one'], walls['fleet']
     n = len(fleet.hosts)
     ratio = med(many) / med(one)
+    floor_ratio = med(walls['floor_fleet']) / med(walls['floor_one'])
     lines = [
         common.machine_line(info), '',
         'Set-up: %d sandbox hosts, each its own containerd + dockerd reached over real SSH on 127.0.0.1, with %d '
@@ -159,10 +192,20 @@ def report(info, fleet, walls, runs, total):
         '| Run | Containers | Median s | Min s | Max s | Ratio to one host |', '|---|---:|---:|---:|---:|---:|',
         '| One host (host1) | %d | %.1f | %.1f | %.1f | 1.00 |' % (len(fleet.names), med(one), min(one), max(one)),
         '| %d hosts, forks %d | %d | %.1f | %.1f | %.1f | %.2f |'
-        % (n, FORKS, n * len(fleet.names), med(many), min(many), max(many), ratio), '',
+        % (n, FORKS, n * len(fleet.names), med(many), min(many), max(many), ratio),
+        '| Floor: the job by hand with the SDK, one host | %d | %.1f | %.1f | %.1f | 1.00 |'
+        % (len(fleet.names), med(walls['floor_one']), min(walls['floor_one']), max(walls['floor_one'])),
+        '| Floor: the job by hand with the SDK, %d hosts side by side | %d | %.1f | %.1f | %.1f | %.2f |'
+        % (n, n * len(fleet.names), med(walls['floor_fleet']), min(walls['floor_fleet']), max(walls['floor_fleet']),
+           floor_ratio), '',
         'Goal: the %d-host run within %.1f of the one-host run: %.2f, %s. Per container: %.2f s on one host, %.2f s '
-        'over the fleet.' % (n, GOAL, ratio, 'met' if ratio <= GOAL else 'NOT met', med(one) / len(fleet.names),
-                             med(many) / (n * len(fleet.names))),
+        'over the fleet. The floor, the same job by hand on the same engines (pull each tag once, then stop, rename, '
+        'create, start, remove per container; the hosts side by side in threads), grows by %.2f from one host to %d: '
+        'the engines\' work, not Ansible\'s, sets how far %d hosts can overlap on %d CPUs. Against their floors: '
+        'one host %.2f, %d hosts %.2f.'
+        % (n, GOAL, ratio, 'met' if ratio <= GOAL else 'NOT met', med(one) / len(fleet.names),
+           med(many) / (n * len(fleet.names)), floor_ratio, n, n, info['nproc'],
+           med(one) / med(walls['floor_one']), n, med(many) / med(walls['floor_fleet'])),
         '', 'Whole benchmark (set-up, measurements, clean-up): %.0f s.' % total,
     ]
     return '\n'.join(lines), ratio <= GOAL
@@ -193,7 +236,7 @@ def main(argv=None):
     api.close()
     tmp = tempfile.mkdtemp(prefix='bench-fleet-')
     fleet = Fleet(args.hosts, args.images, args.per_image)
-    walls = dict(one=[], fleet=[])
+    walls = dict(one=[], fleet=[], floor_one=[], floor_fleet=[])
     try:
         fleet.clean_up()
         fleet = Fleet(args.hosts, args.images, args.per_image)
@@ -206,6 +249,7 @@ def main(argv=None):
             order = [('one', fleet.hosts[:1]), ('fleet', fleet.hosts)]
             for kind, hosts in (order if i % 2 == 0 else order[::-1]):
                 walls[kind].append(run_playbook(fleet, inventory, tmp, hosts, env))
+                walls['floor_' + kind].append(floor_run(fleet, hosts))
     finally:
         try:
             fleet.clean_up()

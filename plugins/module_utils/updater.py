@@ -10,7 +10,9 @@
    asks the registry for its digest instead and pulls nothing).
 4. Decide per container: unchanged, deferred (image too young), or update.
 5. Swap in dependency order; containers that share the network namespace of
-   (or link to) a recreated container are recreated after it.
+   (or link to) a recreated container are recreated after it. With
+   ``max_parallel`` independent groups (ordering.independent_groups) are
+   swapped side by side, each group in order.
 6. Remove superseded images nobody uses (``cleanup``), record the run.
 """
 

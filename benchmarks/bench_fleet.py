@@ -77,16 +77,21 @@ class Fleet(object):
         self.pushed += [(out['ref'], out['digest']) for out in outs]
         return dict((out['ref'], out['id']) for out in outs)
 
+    def pull_all(self, host):
+        """Pull every tag of the benchmark onto HOST, one after another; its API client."""
+        api = self.apis[host]
+        for ref in self.refs:
+            name, tag = ref.rsplit(':', 1)
+            for _line in api.pull(name, tag=tag, stream=True, decode=True):
+                pass
+        return api
+
     def set_up(self):
         t0 = time.monotonic()
         self.publish_all()
 
         def host_set_up(host):
-            api = self.apis[host]
-            for ref in self.refs:
-                name, tag = ref.rsplit(':', 1)
-                for _line in api.pull(name, tag=tag, stream=True, decode=True):
-                    pass
+            api = self.pull_all(host)
             for name in self.names:
                 api.start(api.create_container(self.ref_of[name], name=name, command=SLEEPER, labels=LABEL)['Id'])
         with ThreadPoolExecutor(len(self.hosts)) as pool:
@@ -151,11 +156,7 @@ def floor_run(fleet, hosts):
     new_ids = fleet.publish_all()
 
     def by_hand(host):
-        api = fleet.apis[host]
-        for ref in fleet.refs:
-            name, tag = ref.rsplit(':', 1)
-            for _line in api.pull(name, tag=tag, stream=True, decode=True):
-                pass
+        api = fleet.pull_all(host)
         for name in fleet.names:
             old = api.inspect_container(name)['Id']
             api.stop(old)

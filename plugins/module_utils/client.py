@@ -115,6 +115,11 @@ def short_reason(exc):
     return text[:300]
 
 
+def not_found(exc):
+    """True when the daemon answered 404: no such container or image (and not: no answer at all)."""
+    return getattr(getattr(exc, 'response', None), 'status_code', None) == 404
+
+
 def lost_connection(exc):
     """True when ``exc`` says the daemon did not answer at all (gone, refused, reset, timed out),
     rather than that it answered with an error."""

@@ -18,11 +18,16 @@ PULL_POLICIES = ('always', 'missing', 'never')
 PullResult = namedtuple('PullResult', ['reference', 'image_id', 'pulled', 'error'])
 
 
-def local_image_id(api, reference):
+def local_image(api, reference):
+    """The image's inspect, or None when it is not on the host (or cannot be looked at)."""
     try:
-        return api.inspect_image(reference)['Id']
+        return api.inspect_image(reference)
     except (DockerException, RequestException):
         return None
+
+
+def local_image_id(api, reference):
+    return (local_image(api, reference) or {}).get('Id')
 
 
 def pull_one(api, ref, policy):

@@ -39,7 +39,7 @@ import os
 import time
 from collections import deque
 
-from ansible_collections.patchops.docker.plugins.module_utils.client import DockerException, RequestException
+from ansible_collections.patchops.docker.plugins.module_utils.client import DockerException, RequestException, not_found
 from ansible_collections.patchops.docker.plugins.module_utils.dockerfile import base_images, read_stages
 from ansible_collections.patchops.docker.plugins.module_utils.errors import InvalidOption, PatchopsError
 from ansible_collections.patchops.docker.plugins.module_utils.image_age import age_days
@@ -281,7 +281,7 @@ class Rebuilder(object):
         try:
             return self.api.inspect_image(reference)
         except (DockerException, RequestException) as exc:
-            if getattr(getattr(exc, 'response', None), 'status_code', None) == 404:
+            if not_found(exc):
                 return None
             raise
 

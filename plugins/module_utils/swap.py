@@ -21,6 +21,7 @@ from ansible_collections.patchops.docker.plugins.module_utils.client import (
     DockerException,
     RequestException,
     lost_connection,
+    not_found,
     short_reason,
 )
 from ansible_collections.patchops.docker.plugins.module_utils.health import wait_until_ready
@@ -76,7 +77,7 @@ def _exists(api, container_id):
     try:
         return api.inspect_container(container_id)
     except DockerException as exc:
-        if getattr(exc, 'status_code', None) == 404:
+        if not_found(exc):
             return None
         raise
 

@@ -39,7 +39,7 @@ from ansible_collections.patchops.docker.plugins.module_utils.ordering import (
     hard_dependents,
     independent_groups,
 )
-from ansible_collections.patchops.docker.plugins.module_utils.pull import PULL_POLICIES, pull_all
+from ansible_collections.patchops.docker.plugins.module_utils.pull import PULL_POLICIES, local_image, pull_all
 from ansible_collections.patchops.docker.plugins.module_utils.recreate import plan_recreate
 from ansible_collections.patchops.docker.plugins.module_utils.registry import lookup_remote_digests
 from ansible_collections.patchops.docker.plugins.module_utils.swap import Swapper, backup_name, recover
@@ -188,13 +188,13 @@ class Updater(object):
                 decision['remote_digest'] = None
 
     def _decide_from_registry(self, decisions, refs):
-        built = set(name for name, ref in refs.items() if self._built_here(ref))
-        remote = lookup_remote_digests(self.api, [str(ref) for name, ref in refs.items() if name not in built])
+        built = self._built_here(refs.values())
+        remote = lookup_remote_digests(self.api, [str(ref) for ref in refs.values() if str(ref) not in built])
         for name, ref in refs.items():
             decision = decisions[name]
             image = self._image(decision['old_image_id']) or {}
             local = self._image(str(ref)) or {}
-            if name in built:  # built on this host: the local tag is the newest there is
+            if str(ref) in built:  # built on this host: the local tag is the newest there is
                 decision['new_image_id'] = local.get('Id') if local.get('Id') != decision['old_image_id'] else None
                 decision['remote_digest'] = None
                 if decision['new_image_id'] is None and not self.params['force']:
@@ -213,16 +213,21 @@ class Updater(object):
                 decision['result'] = _entry(name, 'unchanged', 'Already on the newest image (%s).' % reason,
                                             decision['old_image_id'], decision['old_image_id'], decision['image'])
 
-    def _built_here(self, ref):
-        """Whether the tag names an image image_rebuild built on this host: no registry has it."""
-        labels = ((self._image(str(ref)) or {}).get('Config') or {}).get('Labels') or {}
-        return LABEL_BUILD_CONTEXT in labels
+    def _built_here(self, refs):
+        """The distinct references among ``refs`` whose local image image_rebuild built on this host
+        (no registry has them), each inspected once."""
+        built = set()
+        for reference in set(str(ref) for ref in refs):
+            labels = ((self._image(reference) or {}).get('Config') or {}).get('Labels') or {}
+            if LABEL_BUILD_CONTEXT in labels:
+                built.add(reference)
+        return built
 
     def _decide_from_pull(self, decisions, refs):
         # Tags built on this host (image_rebuild) are recreated on the local tag, never pulled.
-        built = dict((str(ref), ref) for ref in refs.values() if self._built_here(ref))
+        built = self._built_here(refs.values())
         pulled = pull_all(self.api, [ref for ref in refs.values() if str(ref) not in built], self.params['pull'])
-        pulled.update(pull_all(self.api, list(built.values()), 'never'))
+        pulled.update(pull_all(self.api, [ref for ref in refs.values() if str(ref) in built], 'never'))
         min_age = self.params['min_image_age_days']
         now = time.time()
         for name, ref in refs.items():
@@ -246,10 +251,7 @@ class Updater(object):
                     % (age_days(created, now), min_age), decision['old_image_id'], outcome.image_id, decision['image'])
 
     def _image(self, reference):
-        try:
-            return self.api.inspect_image(reference)
-        except (DockerException, RequestException):
-            return None
+        return local_image(self.api, reference)
 
     def _swap_all(self, to_swap, summaries):
         if not to_swap:

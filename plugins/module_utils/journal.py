@@ -119,6 +119,8 @@ class Journal(object):
         return entry
 
     def advance(self, entry, stage, **extra):
+        if stage not in STAGES:
+            raise ValueError('unknown swap stage %r' % (stage,))
         entry.update(extra)
         entry['stage'] = stage
         _write_private(self._path(entry['old_id']), entry)

@@ -44,12 +44,11 @@ from ansible_collections.patchops.docker.plugins.module_utils.recreate import Re
 
 BACKUP_SUFFIX = '.patchops-backup'
 # Fault injection for the crash-recovery and engine-restart tests: the module
-# sleeps at this point of the swap so that the test can kill it there, or stop
-# the engine under it; with the resume file set, it goes on once that file
-# exists. Both unset in normal use.
+# sleeps at this point of the swap ('stopped', 'renamed', 'created' or 'started')
+# so that the test can kill it there, or stop the engine under it; with the
+# resume file set, it goes on once that file exists. Both unset in normal use.
 PAUSE_ENV = 'PATCHOPS_DOCKER_TEST_PAUSE_AT'
 RESUME_ENV = 'PATCHOPS_DOCKER_TEST_RESUME_FILE'
-PAUSE_POINTS = ('stopped', 'renamed', 'created', 'started')
 PAUSE_SECONDS = 3600
 
 

@@ -32,6 +32,15 @@ def test_entries_are_private_and_move_through_the_stages(journal):
     assert journal.leftovers() == []
 
 
+def test_a_stage_recovery_would_not_know_is_never_written(journal):
+    journal.prepare()
+    entry = journal.begin(dict(old_id='abc', name='web', backup='web.patchops-backup', was_running=True))
+    with pytest.raises(ValueError):
+        journal.advance(entry, 'started')
+    (left,) = journal.leftovers()
+    assert left['stage'] == journal_mod.STAGE_STOPPING
+
+
 def test_no_directory_means_no_leftovers_and_nothing_created(tmp_path):
     journal = journal_mod.Journal(str(tmp_path / 'missing'))
     assert journal.leftovers() == []

@@ -111,8 +111,12 @@ def _utc_now():
 
 # --- the report --------------------------------------------------------------------------------
 
-def _container_entry(name, checked, updated, excluded_why, check_mode):
-    """One container of the report, from its image_age_info entry and its container_update entry."""
+def _container_entry(name, checked, updated, excluded_why, check_mode, update_ran):
+    """One container of the report, from its image_age_info entry and its container_update entry.
+
+    UPDATE_RAN: the host's update step ran (or had nothing to select); a container it was not given
+    because nothing newer was known for it is then ``unchanged``, its ``reason`` says why.
+    """
     stale = checked.get('stale') is True
     exposed = checked.get('exposed') is True
     action = message = None
@@ -125,6 +129,8 @@ def _container_entry(name, checked, updated, excluded_why, check_mode):
         action, message = 'excluded', excluded_why
     elif checked.get('excluded') is True:
         action, message = 'excluded', 'Labelled patchops.docker.enable=false.'
+    elif update_ran and checked:
+        action = 'unchanged'
     return {
         'name': name,
         'image': _text(checked.get('image')) or _text(updated.get('image')),
@@ -216,6 +222,7 @@ def _host_entry(name, result):
     check_mode = _truthy(result.get('check_mode'))
 
     age = _mapping(result.get('age'))
+    update_ran = isinstance(result.get('patch'), Mapping)
     update = _mapping(result.get('patch'))
     checked = dict((c.get('name'), c) for c in _list(age.get('containers')) if isinstance(c.get('name'), str))
     updated = dict((c.get('name'), c) for c in _list(update.get('containers')) if isinstance(c.get('name'), str))
@@ -225,7 +232,7 @@ def _host_entry(name, result):
             excluded[item['name']] = _text(item.get('why')) or 'Excluded.'
 
     names = list(checked) + [n for n in updated if n not in checked]
-    containers = [_container_entry(_text(n), checked.get(n, {}), updated.get(n, {}), excluded.get(n), check_mode)
+    containers = [_container_entry(_text(n), checked.get(n, {}), updated.get(n, {}), excluded.get(n), check_mode, update_ran)
                   for n in names]
     containers.sort(key=_container_order)
     recovered = len(_list(update.get('recovered')))

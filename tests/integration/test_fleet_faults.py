@@ -212,6 +212,6 @@ def test_a_host_whose_ssh_drops_mid_run_is_reported_unreachable_and_the_next_run
         assert all(image == newer[host] and running for _cid, image, running in now.values()), (host, now)
     actions = dict((c['name'], c['action']) for c in again[DROPPED]['containers'])
     for name in names:
-        assert actions[name] == ('updated' if name in untouched else None), (name, actions)
+        assert actions[name] == ('updated' if name in untouched else 'unchanged'), (name, actions)
     print('\nfleet SSH drop: first run %.1f s, %d sshd processes killed, %d of 2 containers untouched on %s, '
           '%d module processes outlived the drop' % (first_seconds, len(killed), len(untouched), DROPPED, len(orphans)))

@@ -82,7 +82,7 @@ def layout(registry, unique, containers, images, outdated):
 
 
 def account_for_all(host, names, outdated_names, new_image_id):
-    """Every container is in the host's report, the outdated ones updated, the rest left alone with a reason."""
+    """Every container is in the host's report, the outdated ones updated, the rest unchanged with a reason."""
     listed = dict((c['name'], c) for c in host['containers'])
     missing, extra = sorted(set(names) - set(listed)), sorted(set(listed) - set(names))
     assert not missing and not extra, 'missing: %s; extra: %s' % (missing[:5], extra[:5])
@@ -93,10 +93,11 @@ def account_for_all(host, names, outdated_names, new_image_id):
             assert entry['update_available'] is True and entry['action'] == 'updated', entry
             assert entry['new_image_id'] == new_image_id
         else:
-            assert entry['update_available'] is False and entry['action'] is None, entry
+            assert entry['update_available'] is False and entry['action'] == 'unchanged', entry
             assert entry['reason'].startswith('running image matches the registry'), entry
     assert host['summary']['containers'] == len(names)
     assert host['summary']['updated'] == len(outdated_names)
+    assert host['summary']['unchanged'] == len(names) - len(outdated_names)
 
 
 def test_a_host_with_300_containers_is_patched_and_every_container_reported(sb, docker_host, unique, tmp_path, capsys):

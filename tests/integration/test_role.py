@@ -55,7 +55,13 @@ def outdated(containers, repo, unique, count=2):
     return names
 
 
-def test_patch_playbook_updates_then_changes_nothing(play, containers, repo, unique):
+def report_actions(report_dir):
+    """{name: action} of localhost's containers in the fleet report written into REPORT_DIR."""
+    (host,) = json.loads((report_dir / 'patch-report.json').read_text())['hosts']
+    return dict((c['name'], c['action']) for c in host['containers'])
+
+
+def test_patch_playbook_updates_then_changes_nothing(play, containers, repo, unique, tmp_path):
     names = outdated(containers, repo, unique)
     skipped = containers.run('optout-%s' % unique, repo + ':1', '--label', 'patchops.docker.enable=false')
     before = dict((n, inspect(n)['Id']) for n in names + [skipped])
@@ -67,10 +73,14 @@ def test_patch_playbook_updates_then_changes_nothing(play, containers, repo, uni
     assert all(inspect(n)['Id'] != before[n] for n in names)
     assert inspect(skipped)['Id'] == before[skipped], 'patchops.docker.enable=false is left alone'
 
-    second = play('patchops.docker.patch_containers')
+    second = play('patchops.docker.patch_containers', extra=dict(patch_containers_report_dir=str(tmp_path / 'r2')))
 
     assert second.returncode == 0, second.stdout + second.stderr
     assert recap(second)['changed'] == '0'
+    # nothing was selected, so container_update did not run; the report still says what the run did with each
+    actions = report_actions(tmp_path / 'r2')
+    assert dict((n, actions[n]) for n in names + [skipped]) == dict([(n, 'unchanged') for n in names]
+                                                                    + [(skipped, 'excluded')]), actions
 
 
 def test_check_mode_changes_nothing_and_says_what_it_would_do(play, containers, repo, unique, tmp_path):
@@ -90,16 +100,23 @@ def test_check_mode_changes_nothing_and_says_what_it_would_do(play, containers, 
     assert report['summary']['would_update'] == len(names)
 
 
-def test_report_playbook_and_check_tag_change_nothing(play, containers, repo, unique):
+def test_report_playbook_and_check_tag_change_nothing(play, containers, repo, unique, tmp_path):
     names = outdated(containers, repo, unique)
     before = dict((n, inspect(n)['Id']) for n in names)
 
-    report = play('patchops.docker.image_age_report')
+    report = play('patchops.docker.image_age_report', extra=dict(patch_containers_report_dir=str(tmp_path / 'a')))
     tagged = play('patchops.docker.patch_containers', tags='patch_containers_check')
+    reported = play('patchops.docker.patch_containers', tags='patch_containers_report',
+                    extra=dict(patch_containers_report_dir=str(tmp_path / 'b')))
 
     assert report.returncode == 0 and tagged.returncode == 0, report.stdout + tagged.stdout
-    assert 'Update the selected containers' not in tagged.stdout
+    assert reported.returncode == 0, reported.stdout + reported.stderr
+    assert 'Update the selected containers' not in tagged.stdout + reported.stdout
     assert all(inspect(n)['Id'] == before[n] for n in names)
+    # no update was wanted: no container has an action, not even 'unchanged'
+    for report_dir in (tmp_path / 'a', tmp_path / 'b'):
+        actions = report_actions(report_dir)
+        assert [actions[n] for n in names] == [None] * len(names), actions
 
 
 def test_a_wrong_variable_type_is_refused_before_anything_runs(play, containers, repo, unique):

@@ -80,7 +80,8 @@ def update_result(containers, recovered=()):
     return {'containers': containers, 'summary': summary, 'recovered': list(recovered)}
 
 
-# A patched host: two stale containers updated (one exposed), one up to date, one excluded by label.
+# A patched host: two stale containers updated (one exposed), one up to date (not given to container_update,
+# as patch_selection leaves it out), one excluded by label.
 WEB1 = host_result(
     'web1', 'patched',
     [checked('cache', 'redis:7', 3.0),
@@ -95,8 +96,7 @@ WEB1 = host_result(
          updated('worker', 'updated', 'Recreated on the newer image.', 'registry.example.com/shop/worker:2', 1.0,
                  'sha256:new-worker')],
         recovered=[{'name': 'old', 'action': 'restored', 'message': 'Put back.'}]),
-    excluded=[('cache', 'up to date (registry has no newer image)'),
-              ('legacy', 'labelled patchops.docker.enable=false')],
+    excluded=[('legacy', 'labelled patchops.docker.enable=false')],
     rebuild=[rebuilt('shop/reports:1', 'rebuilt', 'Rebuilt: registry has a newer image for base debian:12.',
                      'sha256:new-reports'),
              rebuilt('shop/tools:2', 'unchanged', 'Base images unchanged, image 3.0 days old (max_age_days 30).')])
@@ -187,13 +187,13 @@ def test_patched_host_lists_exposed_stale_first_then_stale_then_by_name(report):
         'action': 'updated', 'message': 'Recreated on the newer image.', 'downtime_seconds': 2.31,
         'old_image_id': 'sha256:old-web', 'new_image_id': 'sha256:new-web'}
     cache, legacy = web1['containers'][2:]
-    assert (cache['action'], cache['message']) == ('excluded', 'up to date (registry has no newer image)')
+    assert (cache['action'], cache['message'], cache['reason']) == ('unchanged', None, 'up to date')
     assert (legacy['action'], legacy['message']) == ('excluded', 'labelled patchops.docker.enable=false')
     assert cache['old_image_id'] == 'sha256:old-cache' and cache['new_image_id'] is None
     assert web1['summary'] == {
         'containers': 4, 'updates_available': 2, 'unknown': 0, 'stale': 2, 'exposed_stale': 1, 'stale_remaining': 0,
-        'updated': 2, 'would_update': 0, 'unchanged': 0, 'deferred': 0, 'rolled_back': 0, 'failed': 0,
-        'skipped': 0, 'excluded': 2, 'recovered': 1, 'oldest_image_age_days': 400.0,
+        'updated': 2, 'would_update': 0, 'unchanged': 1, 'deferred': 0, 'rolled_back': 0, 'failed': 0,
+        'skipped': 0, 'excluded': 1, 'recovered': 1, 'oldest_image_age_days': 400.0,
         'images_rebuilt': 1, 'images_would_rebuild': 0, 'images_rebuild_failed': 0}
 
 
@@ -205,6 +205,23 @@ def test_check_mode_host_would_update_and_updates_nothing(report):
     assert (db['name'], db['action']) == ('db', 'unchanged')
     assert web2['summary']['would_update'] == 1 and web2['summary']['updated'] == 0
     assert web2['summary']['stale_remaining'] == 0
+
+
+def test_containers_the_update_step_did_not_need_are_unchanged_and_only_then():
+    containers = [checked('web', 'shop/web:1', 3.0, reason='running image matches the registry for tag 1'),
+                  checked('db', 'postgres:16', 50.0, stale=True, update=None, reason='registry error: timeout')]
+    # the role's result when the update step had nothing to select (container_update did not run)
+    nothing = {'containers': [], 'summary': dict((a, 0) for a in ('updated', 'unchanged', 'deferred', 'rolled_back',
+                                                                  'failed', 'skipped')), 'recovered': []}
+    for status, check_mode, update in (('patched', False, nothing), ('checked', True, nothing)):
+        entry = fleet_report({'h': host_result('h', status, containers, update=update, check_mode=check_mode)})
+        (h,) = entry['hosts']
+        assert [(c['name'], c['action'], c['message']) for c in h['containers']] == [
+            ('db', 'unchanged', None), ('web', 'unchanged', None)]
+        assert h['summary']['unchanged'] == 2 and h['summary']['stale_remaining'] == 1
+    # a report-only run (patch_containers_update: false, or the check/report tags): no update step, no action
+    (h,) = fleet_report({'h': host_result('h', 'checked', containers, update=None)})['hosts']
+    assert [c['action'] for c in h['containers']] == [None, None] and h['summary']['unchanged'] == 0
 
 
 def test_images_built_on_the_host_are_listed_without_their_base_digests_or_build_log(report):

@@ -18,7 +18,11 @@ directory) once limited to host1, and, after the next push, once over all hosts.
 checked by its fleet report: every container of every host in the run ``updated``. Goal (the
 issue): the fleet run within 1.5 of the one-host run. Beside each run, its floor: the same job by
 hand with plain SDK calls on the same hosts (the hosts side by side in threads), to show how much
-of the growth from one host to four is the engines' own work on the machine's CPUs.
+of the growth from one host to four is the engines' own work on the machine's CPUs. After each
+fleet run, with every host on the images last pushed, the same playbook runs again with nothing
+new (once on host1, once over all hosts; every container ``unchanged``), beside its floor: list,
+inspect and one registry look-up per tag by hand, the hosts side by side; and beside Ansible alone,
+``ansible -m ping`` over the same hosts and forks.
 
 Prints the table and, unless --no-docs, writes it into docs/performance.md. Everything made is
 removed at the end, also after a failure.
@@ -70,12 +74,14 @@ class Fleet(object):
         self.ref_of = dict(('%sapp-%d-%d' % (NAME_PREFIX, i, r), image_ref(i))
                            for i in range(images) for r in range(per_image))
         self.pushed = []
+        self.current = {}  # ref -> the image ID last pushed for it
 
     def publish_all(self):
         with ThreadPoolExecutor(SETUP_THREADS) as pool:
             outs = list(pool.map(lambda ref: sandbox.publish(ref, cmd=SLEEPER, labels=LABEL), self.refs))
         self.pushed += [(out['ref'], out['digest']) for out in outs]
-        return dict((out['ref'], out['id']) for out in outs)
+        self.current = dict((out['ref'], out['id']) for out in outs)
+        return self.current
 
     def pull_all(self, host):
         """Pull every tag of the benchmark onto HOST, one after another; its API client."""
@@ -120,9 +126,12 @@ class Fleet(object):
             api.close()
 
 
-def run_playbook(fleet, inventory, tmp, hosts, env):
-    """One patch_containers run over HOSTS; (wall seconds, the fleet report)."""
-    new_ids = fleet.publish_all()
+def run_playbook(fleet, inventory, tmp, hosts, env, publish=True):
+    """One patch_containers run over HOSTS, after a push of a newer image for every tag (PUBLISH) or with nothing
+    new (every host already on the images last pushed); its wall seconds, once the report and the engines show
+    every container updated (or unchanged)."""
+    new_ids = fleet.publish_all() if publish else fleet.current
+    expected = 'updated' if publish else 'unchanged'
     report_dir = tempfile.mkdtemp(prefix='report-', dir=tmp)
     extra = dict(patch_containers_hosts='docker_hosts', patch_containers_include=[NAME_PREFIX + '*'],
                  patch_containers_stable_seconds=0, patch_containers_report_dir=report_dir)
@@ -136,17 +145,17 @@ def run_playbook(fleet, inventory, tmp, hosts, env):
         raise BenchError('the report has hosts %s, not %s' % (sorted(reported), sorted(hosts)))
     for host in hosts:
         entries = dict((c['name'], c) for c in reported[host]['containers'] if c['name'].startswith(NAME_PREFIX))
-        wrong = [n for n in fleet.names if (entries.get(n) or {}).get('action') != 'updated']
+        wrong = [n for n in fleet.names if (entries.get(n) or {}).get('action') != expected]
         if wrong:
-            raise BenchError('%s: %d containers not reported updated, e.g. %s: %s'
-                             % (host, len(wrong), wrong[0], entries.get(wrong[0])))
+            raise BenchError('%s: %d containers not reported %s, e.g. %s: %s'
+                             % (host, len(wrong), expected, wrong[0], entries.get(wrong[0])))
         api = fleet.apis[host]
         running_wrong = [n for n in fleet.names
                          if api.inspect_container(n)['Image'] != new_ids[fleet.ref_of[n]]]
         if running_wrong:
             raise BenchError('%s: %d containers do not run the new image, e.g. %s'
                              % (host, len(running_wrong), running_wrong[0]))
-    say('%d host(s): %.1f s' % (len(hosts), wall))
+    say('%d host(s)%s: %.1f s' % (len(hosts), '' if publish else ', nothing new', wall))
     return wall
 
 
@@ -173,6 +182,44 @@ def floor_run(fleet, hosts):
         if wrong:
             raise BenchError('floor on %s: %d containers not on the new image' % (host, len(wrong)))
     say('floor, %d host(s): %.1f s' % (len(hosts), wall))
+    return wall
+
+
+def ping_run(inventory, tmp, hosts, env):
+    """Ansible alone over the same hosts and forks: ``ansible -m ansible.builtin.ping`` (an SSH session and a
+    Python start-up per host, the controller's own start-up once)."""
+    cmd = ['ansible', '-i', inventory, 'docker_hosts', '--forks', str(FORKS), '--limit', ','.join(hosts),
+           '-m', 'ansible.builtin.ping']
+    wall, _out = run_timed(cmd, env=env, cwd=os.path.join(tmp, 'cwd'), timeout=STEP_TIMEOUT)
+    say('ansible ping, %d host(s): %.2f s' % (len(hosts), wall))
+    return wall
+
+
+def noop_floor_run(fleet, hosts):
+    """The least a script does to learn that nothing is new, on each host, the hosts side by side: list the
+    containers, inspect each and each distinct image, one registry look-up per distinct tag."""
+    def by_hand(host):
+        api = fleet.apis[host]
+        wanted = set(fleet.names)
+        containers = [api.inspect_container(c['Id']) for c in api.containers(all=True)
+                      if any(n.lstrip('/') in wanted for n in c.get('Names') or [])]
+        images, remote = {}, {}
+        for c in containers:
+            if c['Image'] not in images:
+                images[c['Image']] = api.inspect_image(c['Image'])
+            ref = c['Config']['Image']
+            if ref not in remote:
+                remote[ref] = api.inspect_distribution(ref)['Descriptor']['digest']
+        return [c['Name'].lstrip('/') for c in containers
+                if '%s@%s' % (c['Config']['Image'].rsplit(':', 1)[0], remote[c['Config']['Image']])
+                not in (images[c['Image']].get('RepoDigests') or [])]
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(len(hosts)) as pool:
+        behind = list(pool.map(by_hand, hosts))
+    wall = time.perf_counter() - t0
+    if any(behind):
+        raise BenchError('nothing-new floor: containers behind their registry: %s' % behind)
+    say('floor, nothing new, %d host(s): %.2f s' % (len(hosts), wall))
     return wall
 
 
@@ -207,6 +254,34 @@ def report(info, fleet, walls, runs, total):
         % (n, GOAL, ratio, 'met' if ratio <= GOAL else 'NOT met', med(one) / len(fleet.names),
            med(many) / (n * len(fleet.names)), floor_ratio, n, n, info['nproc'],
            med(one) / med(walls['floor_one']), n, med(many) / med(walls['floor_fleet'])),
+        '', 'With nothing new (the usual night: the same playbook right after every host was patched, every '
+        'container checked `unchanged` in the report; its floor lists and inspects the containers and looks up each '
+        'tag in the registry, the hosts side by side):', '',
+        '| Run, nothing new | Containers | Median s | Min s | Max s | Ratio to one host |',
+        '|---|---:|---:|---:|---:|---:|',
+    ]
+    for kind, label, count in (('noop_one', 'One host (host1)', len(fleet.names)),
+                               ('noop_fleet', '%d hosts, forks %d' % (n, FORKS), n * len(fleet.names)),
+                               ('floor_noop_one', 'Floor: the check by hand with the SDK, one host', len(fleet.names)),
+                               ('floor_noop_fleet', 'Floor: the check by hand with the SDK, %d hosts side by side' % n,
+                                n * len(fleet.names)),
+                               ('ping_one', 'Ansible alone: `ansible -m ping`, one host', len(fleet.names)),
+                               ('ping_fleet', 'Ansible alone: `ansible -m ping`, %d hosts, forks %d' % (n, FORKS),
+                                n * len(fleet.names))):
+        base = walls[kind.rsplit('_', 1)[0] + '_one']
+        lines.append('| %s | %s | %.2f | %.2f | %.2f | %.2f |' % (label, '-' if kind.startswith('ping') else count,
+                                                                  med(walls[kind]), min(walls[kind]), max(walls[kind]),
+                                                                  med(walls[kind]) / med(base)))
+    noop_ratio = med(walls['noop_fleet']) / med(walls['noop_one'])
+    ping_ratio = med(walls['ping_fleet']) / med(walls['ping_one'])
+    lines += [
+        '', 'Nothing new: the %d-host run takes %.2f of the one-host run (%s: within %.1f), %.2f s more for %d more '
+        'hosts. Ansible alone, a ping over the same hosts and forks, takes %.2f of its one-host time, %.2f s more: '
+        'on %d CPUs the controller, the SSH sessions and each host\'s Python share the same cores, so Ansible\'s '
+        'own fan-out sets this ratio, not the engines (the check by hand takes %.2f s for all %d hosts).'
+        % (n, noop_ratio, 'met' if noop_ratio <= GOAL else 'NOT met', GOAL, med(walls['noop_fleet']) - med(walls['noop_one']),
+           n - 1, ping_ratio, med(walls['ping_fleet']) - med(walls['ping_one']), info['nproc'],
+           med(walls['floor_noop_fleet']), n),
         '', 'Whole benchmark (set-up, measurements, clean-up): %.0f s.' % total,
     ]
     return '\n'.join(lines), ratio <= GOAL
@@ -237,7 +312,8 @@ def main(argv=None):
     api.close()
     tmp = tempfile.mkdtemp(prefix='bench-fleet-')
     fleet = Fleet(args.hosts, args.images, args.per_image)
-    walls = dict(one=[], fleet=[], floor_one=[], floor_fleet=[])
+    walls = dict(one=[], fleet=[], floor_one=[], floor_fleet=[], noop_one=[], noop_fleet=[], floor_noop_one=[],
+                 floor_noop_fleet=[], ping_one=[], ping_fleet=[])
     try:
         fleet.clean_up()
         fleet = Fleet(args.hosts, args.images, args.per_image)
@@ -251,6 +327,12 @@ def main(argv=None):
             for kind, hosts in (order if i % 2 == 0 else order[::-1]):
                 walls[kind].append(run_playbook(fleet, inventory, tmp, hosts, env))
                 walls['floor_' + kind].append(floor_run(fleet, hosts))
+                if kind == 'fleet':  # every host is now on the images last pushed: the nothing-new runs
+                    for noop_kind, noop_hosts in (order if i % 2 == 0 else order[::-1]):
+                        walls['noop_' + noop_kind].append(run_playbook(fleet, inventory, tmp, noop_hosts, env,
+                                                                       publish=False))
+                        walls['floor_noop_' + noop_kind].append(noop_floor_run(fleet, noop_hosts))
+                        walls['ping_' + noop_kind].append(ping_run(inventory, tmp, noop_hosts, env))
     finally:
         try:
             fleet.clean_up()

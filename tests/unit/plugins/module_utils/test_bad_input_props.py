@@ -61,7 +61,8 @@ def validated(spec, args):
     ansible-core 2.21's own int conversion (``check_type_int``, through ``decimal.Decimal``) raises
     OverflowError instead of refusing the value for an infinite float or a string Decimal reads as
     infinite ('inf', 'INFINITY'), and for a three-item list whose first item is beyond a C long (Decimal
-    reads it as a sign, digits, exponent tuple); 2.17 refuses them all as not an int. AnsibleModule then fails the task with that one line ("Module failed: cannot convert
+    reads it as a sign, digits, exponent tuple); 2.17 refuses them all as not an int.
+    AnsibleModule then fails the task with that one line ("Module failed: cannot convert
     Infinity to integer") before any of our code runs: tried with the ansible CLI under both controllers.
     """
     try:

@@ -40,6 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 import docker
 
 import common
+import floor_image_age
 from common import LABEL_KEY, SETUP_THREADS, SLEEPER, BenchError, ansible_env, med, run_timed, sandbox, say
 
 common.NAME = 'bench_fleet'
@@ -67,7 +68,8 @@ class Fleet(object):
     def __init__(self, hosts, images, per_image):
         info = sandbox.fleet_info()['hosts']
         self.hosts = ['host%d' % n for n in range(1, hosts + 1)]
-        self.apis = dict((h, docker.APIClient(base_url=info[h]['docker_host'], version='auto', timeout=120))
+        self.docker_hosts = dict((h, info[h]['docker_host']) for h in self.hosts)
+        self.apis = dict((h, docker.APIClient(base_url=self.docker_hosts[h], version='auto', timeout=120))
                          for h in self.hosts)
         self.refs = [image_ref(i) for i in range(images)]
         self.names = ['%sapp-%d-%d' % (NAME_PREFIX, i, r) for i in range(images) for r in range(per_image)]
@@ -195,30 +197,21 @@ def ping_run(inventory, tmp, hosts, env):
     return wall
 
 
-def noop_floor_run(fleet, hosts):
-    """The least a script does to learn that nothing is new, on each host, the hosts side by side: list the
-    containers, inspect each and each distinct image, one registry look-up per distinct tag."""
-    def by_hand(host):
-        api = fleet.apis[host]
-        wanted = set(fleet.names)
-        containers = [api.inspect_container(c['Id']) for c in api.containers(all=True)
-                      if any(n.lstrip('/') in wanted for n in c.get('Names') or [])]
-        images, remote = {}, {}
-        for c in containers:
-            if c['Image'] not in images:
-                images[c['Image']] = api.inspect_image(c['Image'])
-            ref = c['Config']['Image']
-            if ref not in remote:
-                remote[ref] = api.inspect_distribution(ref)['Descriptor']['digest']
-        return [c['Name'].lstrip('/') for c in containers
-                if '%s@%s' % (c['Config']['Image'].rsplit(':', 1)[0], remote[c['Config']['Image']])
-                not in (images[c['Image']].get('RepoDigests') or [])]
+def noop_floor_run(fleet, hosts, tmp):
+    """The least a script does to learn that nothing is new: the check benchmark's floor
+    (floor_image_age.main: list, inspect each container and each distinct image, one registry look-up
+    per distinct tag) on each host, the hosts side by side."""
+    names_file = os.path.join(tmp, 'fleet-names.json')
+    with open(names_file, 'w') as f:
+        json.dump(fleet.names, f)
     t0 = time.perf_counter()
     with ThreadPoolExecutor(len(hosts)) as pool:
-        behind = list(pool.map(by_hand, hosts))
+        outs = list(pool.map(lambda host: floor_image_age.main(fleet.docker_hosts[host], names_file), hosts))
     wall = time.perf_counter() - t0
-    if any(behind):
-        raise BenchError('nothing-new floor: containers behind their registry: %s' % behind)
+    seen = [len(out['containers']) for out in outs]
+    behind = [c['name'] for out in outs for c in out['containers'] if c['update_available']]
+    if seen != [len(fleet.names)] * len(hosts) or behind:
+        raise BenchError('nothing-new floor: saw %s containers per host, behind their registry: %s' % (seen, behind))
     say('floor, nothing new, %d host(s): %.2f s' % (len(hosts), wall))
     return wall
 
@@ -331,7 +324,7 @@ def main(argv=None):
                     for noop_kind, noop_hosts in (order if i % 2 == 0 else order[::-1]):
                         walls['noop_' + noop_kind].append(run_playbook(fleet, inventory, tmp, noop_hosts, env,
                                                                        publish=False))
-                        walls['floor_noop_' + noop_kind].append(noop_floor_run(fleet, noop_hosts))
+                        walls['floor_noop_' + noop_kind].append(noop_floor_run(fleet, noop_hosts, tmp))
                         walls['ping_' + noop_kind].append(ping_run(inventory, tmp, noop_hosts, env))
     finally:
         try:

@@ -76,9 +76,22 @@ MANIFEST_ACCEPT = ', '.join([
     'application/vnd.oci.image.index.v1+json',
 ])
 
-__all__ = ['up', 'down', 'info', 'docker', 'publish', 'aged', 'registry_stop', 'registry_start',
+# The engine kinds the sandbox runs (env PATCHOPS_SANDBOX_ENGINE, `up --engine`): Debian 12's dockerd 20.10,
+# or Engine 26.1 from Debian 13's packages (unpacked into a machine-wide cache, never installed) with the
+# classic image store or with the containerd image store.
+ENGINE_ENV = 'PATCHOPS_SANDBOX_ENGINE'
+ENGINES = ('20.10', '26', '26-containerd')
+DEFAULT_ENGINE = '26'
+# one cache per machine, shared by every sandbox (state dir, namespace) and later runs
+ENGINE_CACHE = os.environ.get('PATCHOPS_SANDBOX_ENGINE_CACHE') or '/var/cache/patchops-sandbox'
+ENGINE26 = {'dir': 'engine-26.1', 'suite': 'trixie', 'packages': ('docker.io', 'docker-compose', 'containerd')}
+# the docker CLI the sandbox runs (default: `docker` on PATH)
+DOCKER_CLI_ENV = 'PATCHOPS_SANDBOX_DOCKER'
+
+__all__ = ['up', 'down', 'info', 'docker', 'compose', 'publish', 'publish_index', 'registry_tag', 'registry_manifest',
+           'aged', 'registry_stop', 'registry_start',
            'reset', 'registry_requests', 'registry_digest', 'SandboxError',
-           'REGISTRY', 'BASE_IMAGE']
+           'REGISTRY', 'BASE_IMAGE', 'ENGINES', 'DEFAULT_ENGINE']
 
 
 class SandboxError(RuntimeError):
@@ -100,15 +113,15 @@ class _EngineFiles:
     The attributes the engine helpers use, for the sandbox's engine (_Paths) and a fleet host's (_HostPaths).
     """
 
-    def __init__(self, state, run):
+    def __init__(self, state, run, kind=None):
         self.state = state
         self.run = run
         self.sock = os.path.join(self.run, 'docker.sock')
         self.exec_root = os.path.join(self.run, 'exec')
         self.ctd_state = os.path.join(self.run, 'containerd')
         self.ctd_sock = os.path.join(self.run, 'containerd.sock')
-        self.data_root = os.path.join(self.state, 'data')
-        self.ctd_root = os.path.join(self.state, 'containerd')
+        self.engine_record = os.path.join(self.state, 'engine.json')
+        self.use_kind(kind or _recorded_kind(self.engine_record) or _wanted_kind())
         self.ctd_config = os.path.join(self.state, 'containerd.toml')
         self.daemon_json = os.path.join(self.state, 'daemon.json')
         self.key = os.path.join(self.state, 'key.json')
@@ -117,11 +130,43 @@ class _EngineFiles:
         self.bridge_marker = os.path.join(self.state, 'bridge-created')
         self.driver_file = os.path.join(self.state, 'storage-driver')
 
+    def use_kind(self, kind):
+        """The engine kind this engine runs: each has its own data-root and containerd root (the classic and the
+        containerd image stores are not compatible, and 20.10 cannot read what 26 migrated); 20.10 keeps the
+        old names."""
+        self.kind = _check_kind(kind)
+        suffix = '' if kind == '20.10' else '-' + kind
+        self.data_root = os.path.join(self.state, 'data' + suffix)
+        self.ctd_root = os.path.join(self.state, 'containerd' + suffix)
+
     def log(self, name):
         return os.path.join(self.logs, name + '.log')
 
     def pidfile(self, name):
         return os.path.join(self.pids, name + '.pid')
+
+
+def _check_kind(kind):
+    if kind not in ENGINES:
+        raise ValueError('unknown engine kind %r (%s: one of %s)' % (kind, ENGINE_ENV, ', '.join(ENGINES)))
+    return kind
+
+
+def _engine_info_record(path):
+    try:
+        return json.loads(_read(path, '') or '{}') or {}
+    except ValueError:
+        return {}
+
+
+def _recorded_kind(path):
+    kind = _engine_info_record(path).get('kind')
+    return kind if kind in ENGINES else None
+
+
+def _wanted_kind(engine=None, recorded=None):
+    """The engine kind to run: the argument, else $PATCHOPS_SANDBOX_ENGINE, else the one that runs, else 26."""
+    return _check_kind(engine or os.environ.get(ENGINE_ENV, '').strip() or recorded or DEFAULT_ENGINE)
 
 
 class _Paths(_EngineFiles):
@@ -164,6 +209,9 @@ def _which(name):
 
 
 def _docker_bin():
+    forced = os.environ.get(DOCKER_CLI_ENV, '').strip()
+    if forced:
+        return forced
     found = shutil.which('docker') or _which('docker')
     if not found:
         raise SandboxError('no docker CLI on PATH (run "up" to install docker.io)')
@@ -280,11 +328,14 @@ def _spawn(argv, log, env=None):
     return int(proc.stdout.decode().strip())
 
 
-def _daemon_env():
+def _daemon_env(kind=None):
+    """The environment of a daemon; for Engine 26 its binaries (and Debian 12's runc) first on PATH."""
     env = {k: v for k, v in os.environ.items()
            if k.lower() not in ('http_proxy', 'https_proxy', 'all_proxy', 'no_proxy')
            and not k.startswith('DOCKER_')}
     env['PATH'] = env.get('PATH', '') + ':' + SYS_PATH
+    if kind and kind != '20.10':
+        env['PATH'] = os.path.join(_engine26_dir(), 'bin') + ':' + env['PATH']
     env['NO_PROXY'] = env['no_proxy'] = '127.0.0.1,localhost'
     return env
 
@@ -393,8 +444,9 @@ def _registry_up(p, timeout=2):
 
 
 def info() -> dict:
-    """Where the sandbox is and whether its engine and registry run."""
+    """Where the sandbox is, which engine kind it runs, and whether its engine and registry run."""
     p = _paths()
+    record = _engine_info_record(p.engine_record)
     return {
         'docker_host': 'unix://' + p.sock,
         'registry': REGISTRY,
@@ -403,8 +455,25 @@ def info() -> dict:
         'run_dir': p.run,
         'bridge': BRIDGE,
         'storage_driver': (_read(p.driver_file, '') or '').strip() or None,
+        'engine': {k: record.get(k) for k in ('kind', 'version', 'api_version', 'image_store')}
+        if record.get('kind') else None,
+        'compose_v2': _compose_v2_path(),
+        'compose_v1': _which('docker-compose'),
+        'docker_cli': _docker_bin_or_none(),
         'running': {'engine': _engine_up(p), 'registry': _registry_up(p)},
     }
+
+
+def _compose_v2_path():
+    path = os.path.join(_engine26_dir(), 'bin', 'docker-compose')
+    return os.path.realpath(path) if _engine26_ready() and os.path.exists(path) else None
+
+
+def _docker_bin_or_none():
+    try:
+        return _docker_bin()
+    except SandboxError:
+        return None
 
 
 # --------------------------------------------------------------------------- docker CLI
@@ -451,6 +520,35 @@ def docker(*args, check=True, input=None, env=None, timeout=None) -> str:
     ``check`` is true. ``input`` (str or bytes) goes to stdin, ``env`` adds environment variables.
     """
     return _run_docker(args, check=check, input=input, env=env, timeout=timeout)
+
+
+def compose(*args, version=2, project_dir=None, check=True, env=None, timeout=600) -> str:
+    """Run Compose against the sandbox engine (DOCKER_HOST set); return stdout.
+
+    version=2: Compose v2 (2.26, the standalone binary of Debian 13's docker-compose, from the Engine 26 cache,
+    fetched when missing, whatever engine runs); version=1: Debian 12's docker-compose 1.29. project_dir is
+    the working directory (where docker-compose.yml is). Raises SandboxError when it fails and check is true.
+    """
+    p = _paths()
+    if int(version) == 2:
+        binary = os.path.join(_ensure_engine26(), 'bin', 'docker-compose')
+    elif int(version) == 1:
+        binary = _which('docker-compose')
+        if not binary:
+            raise SandboxError('no docker-compose (v1) on this machine: run "up" to install Debian\'s')
+    else:
+        raise ValueError('compose version is 1 or 2, not %r' % (version,))
+    os.makedirs(p.client_config, exist_ok=True)
+    cmd = [binary] + [str(a) for a in args]
+    proc = subprocess.run(cmd, cwd=project_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=_client_env(p, dict(env or {}, COMPOSE_INTERACTIVE_NO_CLI='1')), timeout=timeout,
+                          check=False)
+    out, err = proc.stdout.decode('utf-8', 'replace'), proc.stderr.decode('utf-8', 'replace')
+    if check and proc.returncode != 0:
+        raise SandboxError('compose v%d %s failed (exit %d): %s' % (int(version), ' '.join(cmd[1:]), proc.returncode,
+                                                                  err.strip()),
+                           cmd=cmd, returncode=proc.returncode, stdout=out, stderr=err)
+    return out
 
 
 # --------------------------------------------------------------------------- packages
@@ -519,6 +617,176 @@ def _apt_install(need, still_missing):
     still = still_missing()
     if still:
         raise SandboxError('still missing after apt-get install: %s' % ' '.join(still))
+
+
+# --------------------------------------------------------------------------- Engine 26 (Debian 13's packages)
+
+def _engine26_dir():
+    return os.path.join(ENGINE_CACHE, ENGINE26['dir'])
+
+
+def _engine26_ready():
+    return os.path.exists(os.path.join(_engine26_dir(), 'complete'))
+
+
+def _archive_uri():
+    """The Debian archive this machine's apt uses (its main suite's URIs, not the security archive's)."""
+    codename = ''
+    for line in (_read('/etc/os-release', '') or '').splitlines():
+        if line.startswith('VERSION_CODENAME='):
+            codename = line.split('=', 1)[1].strip().strip('"')
+    found = []  # (rank, uri): 0 = lists this release's own suite, 1 = another suite, not security
+    parts = sorted(os.path.join('/etc/apt/sources.list.d', f) for f in os.listdir('/etc/apt/sources.list.d')) \
+        if os.path.isdir('/etc/apt/sources.list.d') else []
+    for path in parts:
+        if not path.endswith('.sources'):
+            continue
+        for stanza in re.split(r'\n\s*\n', _read(path, '') or ''):
+            fields = {}
+            for line in stanza.splitlines():
+                if line.startswith('#') or ':' not in line or line[:1].isspace():
+                    continue
+                key, value = line.split(':', 1)
+                fields[key.strip().lower()] = value.split()
+            if 'deb' not in fields.get('types', []) or fields.get('enabled', ['yes'])[0].lower() == 'no':
+                continue
+            suites = fields.get('suites', [])
+            for uri in fields.get('uris', []):
+                if 'security' not in uri and not any(s.endswith('-security') for s in suites):
+                    found.append((0 if codename in suites else 1, uri))
+    lists = ['/etc/apt/sources.list'] + [p for p in parts if p.endswith('.list')]
+    for path in lists:
+        for line in (_read(path, '') or '').splitlines():
+            words = re.sub(r'\[[^\]]*\]', ' ', line.split('#', 1)[0]).split()
+            if len(words) >= 3 and words[0] == 'deb' and 'security' not in words[1] \
+                    and not words[2].endswith('-security'):
+                found.append((0 if words[2] == codename else 1, words[1]))
+    uris = [uri for _rank, uri in sorted(found, key=lambda f: f[0]) if uri.startswith(('http://', 'https://'))]
+    if not uris:
+        raise SandboxError('no Debian archive in this machine\'s apt configuration (/etc/apt/sources.list, '
+                           '/etc/apt/sources.list.d): cannot fetch Engine 26')
+    return uris[0].rstrip('/')
+
+
+def _engine26_file(root, name):
+    for sub in ('usr/sbin', 'usr/bin', 'usr/libexec/docker', 'usr/libexec/docker/cli-plugins'):
+        path = os.path.join(root, sub, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _ensure_engine26():
+    """Engine 26.1, containerd 1.7 and Compose v2 from Debian 13's packages, fetched with apt's own client into
+    a private folder and unpacked (never installed) into one machine-wide cache dir, once: the sandboxes of
+    every checkout and namespace share it. Its bin/ holds what dockerd and containerd need first on PATH,
+    with Debian 12's runc (Debian 13's needs glibc 2.38). Returns the cache dir."""
+    target = _engine26_dir()
+    if _engine26_ready():
+        return target
+    os.makedirs(ENGINE_CACHE, exist_ok=True)
+    with _locked(None, target + '.lock'):
+        if _engine26_ready():
+            return target
+        if os.geteuid() != 0:
+            raise SandboxError('fetching Engine 26 needs root (apt-get)')
+        runc = _which('runc')
+        if not runc:
+            raise SandboxError('no runc on this machine (Debian 12\'s docker.io brings it)')
+        started = time.monotonic()
+        work = target + '.partial'
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(target, ignore_errors=True)
+        apt_dir, debs, root, bindir = (os.path.join(work, d) for d in ('apt', 'debs', 'root', 'bin'))
+        for d in (os.path.join(apt_dir, 'lists', 'partial'), os.path.join(apt_dir, 'cache', 'archives', 'partial'),
+                  debs, root, bindir):
+            os.makedirs(d)
+        uri = _archive_uri()
+        sources = os.path.join(apt_dir, 'sources.list')
+        _write(sources, 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s main\n'
+               % (uri, ENGINE26['suite']))
+        opts = ['-q', '-o', 'Dir::Etc::sourcelist=' + sources, '-o', 'Dir::Etc::sourceparts=/dev/null',
+                '-o', 'Dir::State::Lists=' + os.path.join(apt_dir, 'lists'),
+                '-o', 'Dir::Cache=' + os.path.join(apt_dir, 'cache'), '-o', 'APT::Sandbox::User=root']
+        env = dict(os.environ, DEBIAN_FRONTEND='noninteractive', PATH=os.environ.get('PATH', '') + ':' + SYS_PATH)
+        _say('fetching Engine 26 from Debian %s (%s) into %s' % (ENGINE26['suite'], uri, target))
+        for argv in (['apt-get'] + opts + ['update'], ['apt-get'] + opts + ['download'] + list(ENGINE26['packages'])):
+            proc = subprocess.run(argv, cwd=debs, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  timeout=600, check=False)
+            if proc.returncode != 0:
+                raise SandboxError('%s failed:\n%s' % (' '.join(argv), proc.stdout.decode('utf-8', 'replace')[-4000:]))
+        for deb in sorted(os.listdir(debs)):
+            _check_run(['dpkg-deb', '-x', os.path.join(debs, deb), root], timeout=300)
+        links = {'runc': runc}
+        for name in ('dockerd', 'docker-proxy', 'containerd', 'containerd-shim-runc-v2', 'ctr', 'docker-init',
+                     'docker-compose'):
+            found = _engine26_file(root, name)
+            if name == 'docker-compose':
+                found = os.path.join(root, 'usr/libexec/docker/cli-plugins/docker-compose')
+            if not (found and os.path.isfile(found)):
+                if name == 'docker-init' and (_which('docker-init') or _which('tini')):
+                    links[name] = _which('docker-init') or _which('tini')
+                    continue
+                raise SandboxError('%s is not in the Debian %s packages %s' % (name, ENGINE26['suite'],
+                                                                               ' '.join(ENGINE26['packages'])))
+            links[name] = os.path.relpath(found, bindir)
+        for name, dest in links.items():
+            os.symlink(dest, os.path.join(bindir, name))
+        versions = {}
+        for name, argv in (('dockerd', ['dockerd', '--version']), ('containerd', ['containerd', '--version']),
+                           ('compose', ['docker-compose', 'version', '--short'])):
+            argv[0] = os.path.join(bindir, argv[0])
+            versions[name] = _check_run(argv).strip()
+        versions['debs'] = sorted(os.listdir(debs))
+        shutil.rmtree(apt_dir, ignore_errors=True)
+        shutil.rmtree(debs, ignore_errors=True)
+        _write(os.path.join(work, 'versions.json'), json.dumps(versions, indent=2) + '\n')
+        os.rename(work, target)
+        _write(os.path.join(target, 'complete'), 'fetched %s in %.1fs\n'
+               % (time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), time.monotonic() - started))
+        _say('Engine 26 ready in %.1fs: %s' % (time.monotonic() - started, versions['dockerd']))
+        return target
+
+
+def _engine_bin(kind, name):
+    """dockerd / containerd of an engine kind: Debian 12's (on PATH) for 20.10, the cache's for 26."""
+    if kind == '20.10':
+        return _which(name)
+    return os.path.join(_ensure_engine26(), 'bin', name)
+
+
+def _daemon_config(e):
+    """daemon.json of an engine: where its ID key is (default /etc/docker/key.json: 20.10 keeps its ID there, 26
+    accepts the setting and reads the file only to carry an old ID over to data-root/engine-id, so a private
+    path keeps the machine's own key out of every kind), and the containerd image store for 26-containerd."""
+    config = {'deprecated-key-path': e.key}
+    if e.kind == '26-containerd':
+        config['features'] = {'containerd-snapshotter': True}
+    return config
+
+
+def _write_engine_record(e, **values):
+    record = dict(_engine_info_record(e.engine_record), **values)
+    _write(e.engine_record, json.dumps(record, sort_keys=True) + '\n')
+    return record
+
+
+def _record_running_engine(e):
+    """After dockerd answers: what runs, asked from the engine itself."""
+    _status, body = _engine_get(e, '/version')
+    _status2, body2 = _engine_get(e, '/info')
+    version = json.loads(body or '{}')
+    details = json.loads(body2 or '{}')
+    store = 'classic'
+    for key, value in details.get('DriverStatus') or []:
+        if key == 'driver-type' and 'snapshotter' in value:
+            store = 'containerd'
+    full = version.get('Version') or ''
+    # '26.1.5+dfsg1' (Debian's build of it) is Engine 26.1.5
+    return _write_engine_record(e, kind=e.kind, version=full.split('+', 1)[0] or None, version_full=full or None,
+                                api_version=version.get('ApiVersion'), image_store=store,
+                                containerd=next((c.get('Version') for c in version.get('Components') or []
+                                                 if c.get('Name') == 'containerd'), None))
 
 
 # --------------------------------------------------------------------------- network
@@ -624,7 +892,9 @@ def _start_containerd(p):
         os.makedirs(d, exist_ok=True)
     with contextlib.suppress(OSError):
         os.unlink(p.ctd_sock)
-    pid = _spawn([_which('containerd'), '--config', p.ctd_config], p.log('containerd'), _daemon_env())
+    # the shims it starts, and the runc they start, are found on its PATH
+    pid = _spawn([_engine_bin(p.kind, 'containerd'), '--config', p.ctd_config], p.log('containerd'),
+                 _daemon_env(p.kind))
     _write(p.pidfile('containerd'), '%d\n' % pid)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -637,8 +907,14 @@ def _start_containerd(p):
     raise SandboxError('containerd did not start; log %s:\n%s' % (p.log('containerd'), _tail(p.log('containerd'))))
 
 
+# with the containerd image store, --storage-driver names a containerd snapshotter
+_SNAPSHOTTERS = {'overlay2': 'overlayfs', 'vfs': 'native'}
+
+
 def _dockerd_argv(p, driver):
-    return [_which('dockerd'),
+    if p.kind == '26-containerd':
+        driver = _SNAPSHOTTERS.get(driver, driver)
+    return [_engine_bin(p.kind, 'dockerd'),
             '--host', 'unix://' + p.sock,
             '--data-root', p.data_root,
             '--exec-root', p.exec_root,
@@ -657,13 +933,13 @@ def _start_dockerd(p, driver=None):
     """Start dockerd (no wait); return (pid, driver)."""
     for d in (p.data_root, p.exec_root):
         os.makedirs(d, exist_ok=True)
-    # the only setting kept in the file: where the daemon's ID key goes (default /etc/docker/key.json)
-    _write(p.daemon_json, json.dumps({'deprecated-key-path': p.key}) + '\n')
+    _write(p.daemon_json, json.dumps(_daemon_config(p)) + '\n')
+    _write_engine_record(p, kind=p.kind)
     driver = (driver or os.environ.get('PATCHOPS_SANDBOX_STORAGE_DRIVER') or _read(p.driver_file, '')
               or 'overlay2').strip()
     with contextlib.suppress(OSError):
         os.unlink(p.sock)
-    pid = _spawn(_dockerd_argv(p, driver), p.log('dockerd'), _daemon_env())
+    pid = _spawn(_dockerd_argv(p, driver), p.log('dockerd'), _daemon_env(p.kind))
     return pid, driver
 
 
@@ -673,6 +949,7 @@ def _wait_dockerd(p, pid, driver, log_offset=0):
     while time.monotonic() < deadline:
         if _engine_get(p, '/_ping', 2)[0] == 200:
             _write(p.driver_file, driver + '\n')
+            _record_running_engine(p)
             return driver
         if not _running(pid):
             new_log = (_read(p.log('dockerd'), '') or '')[log_offset:]
@@ -775,21 +1052,33 @@ def _ensure_base(p):
 
 # --------------------------------------------------------------------------- up / down
 
-def up() -> dict:
-    """Start the sandbox (idempotent; fast when it already runs). Returns info()."""
+def up(engine=None) -> dict:
+    """Start the sandbox (idempotent; fast when it already runs). Returns info().
+
+    engine: '20.10', '26' or '26-containerd'; default $PATCHOPS_SANDBOX_ENGINE, else the kind that runs, else
+    '26'. When another kind runs, its engines (the main one, the fleet, the TLS and small-disk engines) are
+    stopped and the new kind starts on its own data-root; the registry keeps running.
+    """
     p = _paths()
+    recorded = _recorded_kind(p.engine_record)
+    kind = _wanted_kind(engine, recorded)
     os.makedirs(os.path.dirname(p.run), exist_ok=True)
     with _locked(p):
-        if (_engine_up(p) and _containerd_pid(p) and _registry_up(p)
+        if (recorded == kind and _engine_up(p) and _containerd_pid(p) and _registry_up(p)
                 and _engine_get(p, '/images/%s/json' % BASE_IMAGE)[0] == 200
                 and registry_digest(BASE_IMAGE) is not None):
             return info()
         if os.geteuid() != 0:
             raise SandboxError('the sandbox needs root (it starts dockerd)')
         _ensure_packages()
+        if kind != '20.10':
+            _ensure_engine26()
         for d in (p.state, p.logs, p.pids, p.tmp, p.client_config):
             os.makedirs(d, exist_ok=True)
         os.makedirs(p.run, mode=0o711, exist_ok=True)
+        if recorded and recorded != kind:
+            _switch_engine(p, recorded, kind)
+        p.use_kind(kind)
 
         reg_pid = _start_registry(p)
         if _engine_pid(p) and not (_containerd_pid(p) and _engine_up(p)):
@@ -804,6 +1093,20 @@ def up() -> dict:
         _wait_registry(p, reg_pid)
         _ensure_base(p)
         return info()
+
+
+def _switch_engine(p, old, new):
+    """Stop every engine of kind old (fleet, TLS, small disk, the main one); the registry stays."""
+    running = [name for name, pid in (('dockerd', _engine_pid(p)), ('containerd', _containerd_pid(p))) if pid]
+    _say('switching the engine from %s to %s%s' % (old, new, ' (stopping %s)' % ', '.join(running) if running else ''))
+    fleet_down()
+    tls_engine_down()
+    small_engine_down()
+    _stop_engine(p)
+    with contextlib.suppress(OSError):
+        os.unlink(p.pidfile('dockerd'))
+    with contextlib.suppress(OSError):
+        os.unlink(p.pidfile('containerd'))
 
 
 def _kill_leftovers(p):
@@ -1445,7 +1748,7 @@ class _HostPaths(_EngineFiles):
             raise ValueError('fleet hosts are host1..host%d, not host%d' % (FLEET_MAX, n))
         self.n = n
         self.name = 'host%d' % n
-        super().__init__(os.path.join(p.fleet, self.name), os.path.join(p.run, 'h%d' % n))
+        super().__init__(os.path.join(p.fleet, self.name), os.path.join(p.run, 'h%d' % n), p.kind)
         self.cgroup_parent = '%s-h%d' % (p.cgroup_parent, n)
         self.bridge = 'br-patchops%d' % n
         self.bridge_cidr = FLEET_BRIDGE_CIDR % n
@@ -1784,7 +2087,7 @@ def _ensure_host_base(h):
 
 
 def _host_ready(h):
-    return (bool(_containerd_pid(h)) and _engine_up(h) and _sshd_up(h)
+    return (_recorded_kind(h.engine_record) == h.kind and bool(_containerd_pid(h)) and _engine_up(h) and _sshd_up(h)
             and _engine_get(h, '/images/%s/json' % BASE_IMAGE)[0] == 200)
 
 
@@ -1820,6 +2123,9 @@ def fleet_up(n=3) -> dict:
             for d in (h.state, h.logs, h.pids, h.journal):
                 os.makedirs(d, exist_ok=True)
             os.makedirs(h.run, mode=0o711, exist_ok=True)
+            if (_engine_pid(h) or _containerd_pid(h)) and _recorded_kind(h.engine_record) not in (None, h.kind):
+                # the hosts run the main engine's kind: an engine of another kind stops first
+                _stop_engine(h, sock=h.sock, who=h.name)
             if _engine_pid(h) and not (_containerd_pid(h) and _engine_up(h)):
                 _stop_pid(_engine_pid(h), h.sock, name='%s dockerd' % h.name)
             if not _engine_up(h):
@@ -1869,6 +2175,8 @@ def fleet_info() -> dict:
             'bridge_cidr': h.bridge_cidr,
             'address_pool': h.pool_base,
             'storage_driver': (_read(h.driver_file, '') or '').strip() or None,
+            'engine': {k: v for k, v in _engine_info_record(h.engine_record).items()
+                       if k in ('kind', 'version', 'api_version', 'image_store')} or None,
             'logs': {name: h.log(name) for name in ('containerd', 'dockerd', 'sshd')},
             'running': _host_running(h),
         }
@@ -2195,7 +2503,7 @@ class _TLSEnginePaths(_EngineFiles):
     """A dockerd with --tlsverify on tcp://TLS_ENGINE_ADDR (and a private unix socket for the sandbox)."""
 
     def __init__(self, p):
-        super().__init__(os.path.join(p.state, 'tls-engine'), os.path.join(p.run, 'tls'))
+        super().__init__(os.path.join(p.state, 'tls-engine'), os.path.join(p.run, 'tls'), p.kind)
         self.cgroup_parent = p.cgroup_parent + '-tls'
         self.bridge = 'none'  # no default bridge: no link to make or remove
         self.bridge_cidr = None
@@ -2293,14 +2601,15 @@ def tls_engine_up() -> dict:
             driver = (_read(p.driver_file, '') or '').strip() or None
             for d in (t.data_root, t.exec_root):
                 os.makedirs(d, exist_ok=True)
-            _write(t.daemon_json, json.dumps({'deprecated-key-path': t.key}) + '\n')
+            _write(t.daemon_json, json.dumps(_daemon_config(t)) + '\n')
+            _write_engine_record(t, kind=t.kind)
             driver = (driver or os.environ.get('PATCHOPS_SANDBOX_STORAGE_DRIVER') or 'overlay2').strip()
             with contextlib.suppress(OSError):
                 os.unlink(t.sock)
             argv = _dockerd_argv(t, driver) + [
                 '--host', 'tcp://' + TLS_ENGINE_ADDR, '--tlsverify', '--tlscacert', t.cert('ca.pem'),
                 '--tlscert', t.cert('server-cert.pem'), '--tlskey', t.cert('server-key.pem')]
-            pid = _spawn(argv, t.log('dockerd'), _daemon_env())
+            pid = _spawn(argv, t.log('dockerd'), _daemon_env(t.kind))
             _wait_dockerd(t, pid, driver)
         deadline = time.monotonic() + START_TIMEOUT
         while not _port_open(TLS_ENGINE_ADDR) and time.monotonic() < deadline:
@@ -2342,14 +2651,17 @@ class _SmallEnginePaths(_EngineFiles):
     """A dockerd whose data root (images, layers, the pull's downloads) is on a small tmpfs of its own."""
 
     def __init__(self, p):
-        super().__init__(os.path.join(p.state, 'small-engine'), os.path.join(p.run, 'small'))
-        self.disk = os.path.join(self.state, 'disk')          # the mount point of the small filesystem
-        self.data_root = os.path.join(self.disk, 'data')
+        self.disk = os.path.join(p.state, 'small-engine', 'disk')  # the mount point of the small filesystem
+        super().__init__(os.path.join(p.state, 'small-engine'), os.path.join(p.run, 'small'), p.kind)
         self.cgroup_parent = p.cgroup_parent + '-small'
         self.bridge = 'none'  # no default bridge: no link to make or remove
         self.bridge_cidr = None
         self.pool_base = SMALL_POOL_BASE
         self.pool = 'base=%s,size=24' % SMALL_POOL_BASE
+
+    def use_kind(self, kind):
+        super().use_kind(kind)
+        self.data_root = os.path.join(self.disk, os.path.basename(self.data_root))
 
 
 def _mount_point(path):
@@ -2404,10 +2716,11 @@ def small_engine_up(size_mb=SMALL_DISK_MB) -> dict:
                       or 'overlay2').strip()
             for d in (t.data_root, t.exec_root):
                 os.makedirs(d, exist_ok=True)
-            _write(t.daemon_json, json.dumps({'deprecated-key-path': t.key}) + '\n')
+            _write(t.daemon_json, json.dumps(_daemon_config(t)) + '\n')
+            _write_engine_record(t, kind=t.kind)
             with contextlib.suppress(OSError):
                 os.unlink(t.sock)
-            pid = _spawn(_dockerd_argv(t, driver), t.log('dockerd'), _daemon_env())
+            pid = _spawn(_dockerd_argv(t, driver), t.log('dockerd'), _daemon_env(t.kind))
             _wait_dockerd(t, pid, driver)
         _ensure_host_base(t)
         return small_engine_info()
@@ -2502,7 +2815,9 @@ def main(argv=None):
         return subprocess.call(ssh)
     parser = argparse.ArgumentParser(prog='sandbox.py', description=__doc__.split('\n\n', maxsplit=1)[0])
     sub = parser.add_subparsers(dest='command', required=True)
-    sub.add_parser('up', help='start engine + registry + base image (idempotent); prints info')
+    u = sub.add_parser('up', help='start engine + registry + base image (idempotent); prints info')
+    u.add_argument('--engine', choices=ENGINES,
+                   help='engine kind (default $%s, else the one that runs, else %s)' % (ENGINE_ENV, DEFAULT_ENGINE))
     d = sub.add_parser('down', help='stop everything up started')
     d.add_argument('--purge', action='store_true', help='also delete the state and runtime dirs')
     sub.add_parser('info', help='print where things are and what runs')
@@ -2558,7 +2873,7 @@ def main(argv=None):
 
     try:
         if cmd == 'up':
-            show(up())
+            show(up(engine=args.engine))
         elif cmd == 'down':
             show(down(purge=args.purge))
         elif cmd == 'info':

@@ -34,6 +34,7 @@ except ImportError:
     HAS_DOCKER_SDK = False
     DOCKER_SDK_VERSION = None
     DEFAULT_API_VERSION = None
+    docker_auth = None
 
     class DockerException(Exception):  # type: ignore[no-redef]
         """Stand-in so that ``except DockerException`` works without the SDK."""

@@ -35,6 +35,8 @@ REASON_LOCAL_TAG_NEWER = 'running image is older than local tag'
 REASON_NOT_CHECKED = 'registry not checked'
 REASON_NEWER_IN_REGISTRY = 'registry has a newer image for tag %s'
 REASON_CURRENT = 'running image matches the registry for tag %s'
+REASON_OTHER_PLATFORMS = 'tag %s moved for other platforms only; the %s image is unchanged'
+REASON_IMAGE_GONE = 'the image it runs is no longer in the image store, and tag %s names no other image here'
 REASON_REGISTRY_ERROR = 'registry error: %s'
 REASON_UNUSED = 'no container uses this image'
 
@@ -86,23 +88,41 @@ def parse_reference(reference, image_id):
         return None
 
 
-def has_digest(image, ref, digest):
-    """True when the local image carries ``digest`` for the repository of ``ref``."""
-    for repo_digest in image.get('repo_digests') or []:
+def known_digests(image, ref, running_id):
+    """The digests the running image is known by in the repository of ``ref``.
+
+    Its repo digests (what it was pulled or pushed as: the index digest for a multi-platform
+    tag) and its ID: under the containerd image store the ID is that digest too, and when the
+    store no longer holds the image (its tag moved on) the ID is all that is left. Under the
+    classic store the ID is a config digest, which never equals a manifest digest.
+    """
+    digests = set()
+    for repo_digest in (image or {}).get('repo_digests') or []:
         try:
             candidate = parse(repo_digest, default_tag=False)
         except InvalidReference:
             continue
-        if candidate.digest == digest and same_repository(candidate, ref):
-            return True
-    return False
+        if candidate.digest and same_repository(candidate, ref):
+            digests.add(candidate.digest)
+    if running_id and running_id.startswith('sha256:'):
+        digests.add(running_id)
+    return digests
+
+
+def has_digest(image, ref, digest, running_id=None):
+    """True when the running image is known by ``digest`` in the repository of ``ref``."""
+    return digest in known_digests(image, ref, running_id)
 
 
 def needs_registry(ref, image):
-    """Whether the registry must be asked about ``ref`` (a parsed reference or None)."""
+    """Whether the registry must be asked about ``ref`` (a parsed reference or None).
+
+    ``image`` is the running image's record, or None when the store no longer has it (the
+    containerd image store drops an image whose tag moved on): then the registry still tells.
+    """
     if ref is None or ref.digest:
         return False
-    if image is None or not image.get('repo_digests'):
+    if image is not None and not image.get('repo_digests'):
         return False  # built locally: the registry cannot know it
     return True
 
@@ -118,12 +138,41 @@ def plan_lookups(records, inventory_images):
     return refs
 
 
-def classify(ref, image, running_id, local_tag_id, remote, check_registry):
+def plan_platform_checks(records, inventory_images, remote_digests, platform_of, ids_are_configs):
+    """The containers whose tag now resolves to a digest their image is not known by.
+
+    For those only, the registry is asked which image the tag holds for their platform.
+    Returns ``{(reference, image id): (ref, remote digest, known digests, platform, config id)}``;
+    ``platform_of(image_id)`` gives the platform of a running image; ``ids_are_configs`` says that
+    image IDs are config digests (the classic image store), so a config digest can settle it.
+    """
+    pending = {}
+    for record in records:
+        ref = parse_reference(record['reference'], record['image_id'])
+        if ref is None or ref.digest:
+            continue
+        remote = remote_digests.get(str(ref))
+        image = inventory_images.get(record['image_id'])
+        if remote is None or remote.error or not needs_registry(ref, image):
+            continue
+        known = known_digests(image, ref, record['image_id'])
+        if remote.digest in known:
+            continue
+        key = (str(ref), record['image_id'])
+        if key not in pending:
+            config_id = record['image_id'] if image is not None and ids_are_configs else None
+            pending[key] = (ref, remote.digest, frozenset(known), platform_of(record['image_id']), config_id)
+    return pending
+
+
+def classify(ref, image, running_id, local_tag_id, remote, check_registry, platform_check=None, platform=None):
     """Decide ``(update_available, reason, remote_digest, error)`` for one container.
 
     ``ref`` is the parsed reference (None: created from an image ID), ``image``
-    the running image's record, ``local_tag_id`` the image the tag names
-    locally now, ``remote`` the registry answer for the tag (or None).
+    the running image's record (None: no longer in the store), ``local_tag_id``
+    the image the tag names locally now, ``remote`` the registry answer for the
+    tag (or None), ``platform_check`` what the registry's index holds for the
+    container's ``platform`` (text) when the tag's digest is not one the image is known by.
     """
     if ref is None:
         return False, REASON_IMAGE_ID, None, None
@@ -131,26 +180,39 @@ def classify(ref, image, running_id, local_tag_id, remote, check_registry):
         return False, REASON_PINNED, None, None
     remote_digest = remote.digest if remote is not None else None
     if local_tag_id and local_tag_id != running_id:
+        if image is None and platform_check is not None and platform_check.changed is False:
+            # containerd image store: a pull of a tag that moved for other platforms only gave the
+            # same image a new ID and took the old ID out of the store
+            return False, REASON_OTHER_PLATFORMS % (ref.tag, platform), remote_digest, None
         return True, REASON_LOCAL_TAG_NEWER, remote_digest, None
-    if image is None or not image.get('repo_digests'):
+    if image is not None and not image.get('repo_digests'):
         return False, REASON_BUILT_LOCALLY, None, None
     if not check_registry or remote is None:
+        if image is None:
+            return None, REASON_IMAGE_GONE % ref.tag, None, None
         return None, REASON_NOT_CHECKED, None, None
     if remote.error:
         return None, REASON_REGISTRY_ERROR % remote.error, None, remote.error
-    if has_digest(image, ref, remote.digest):
+    if has_digest(image, ref, remote.digest, running_id):
         return False, REASON_CURRENT % ref.tag, remote.digest, None
+    if platform_check is not None:
+        if platform_check.error:
+            return None, REASON_REGISTRY_ERROR % platform_check.error, remote.digest, platform_check.error
+        if platform_check.changed is False:
+            return False, REASON_OTHER_PLATFORMS % (ref.tag, platform), remote.digest, None
     return True, REASON_NEWER_IN_REGISTRY % ref.tag, remote.digest, None
 
 
 def assess_container(record, image, local_tags, remote_digests, now, max_age_days, max_age_days_exposed,
-                     check_registry=True):
-    """The report entry for one container."""
+                     check_registry=True, platform_checks=None, platform=None):
+    """The report entry for one container; ``platform`` is its image's, as text (``linux/amd64``)."""
     ref = parse_reference(record['reference'], record['image_id'])
     key = str(ref) if ref is not None else None
     local_tag_id = local_tags.get(key) if (ref is not None and not ref.digest) else None
+    platform_check = (platform_checks or {}).get((key, record['image_id']))
     update, reason, remote_digest, error = classify(
-        ref, image, record['image_id'], local_tag_id, remote_digests.get(key), check_registry)
+        ref, image, record['image_id'], local_tag_id, remote_digests.get(key), check_registry, platform_check,
+        platform)
     created = (image or {}).get('created') or 0
     exposed = is_exposed(record)
     days = age_days(created, now) if created else None
@@ -163,6 +225,7 @@ def assess_container(record, image, local_tags, remote_digests, now, max_age_day
         state=record['state'],
         image=record['reference'],
         image_id=record['image_id'],
+        platform=platform,
         image_created=iso8601(created) if created else None,
         image_age_days=days,
         remote_digest=remote_digest,

@@ -16,6 +16,8 @@ import calendar
 import re
 import time
 
+from ansible_collections.patchops.docker.plugins.module_utils import platforms
+from ansible_collections.patchops.docker.plugins.module_utils.client import DockerException, RequestException, not_found
 from ansible_collections.patchops.docker.plugins.module_utils.errors import ContainerNotFound
 from ansible_collections.patchops.docker.plugins.module_utils.image_age import parse_reference
 from ansible_collections.patchops.docker.plugins.module_utils.image_ref import InvalidReference, parse
@@ -127,6 +129,7 @@ class HostInventory(object):
         self.api = api
         self.docker_host = docker_host
         self._images = None
+        self._inspects = {}
 
     def containers(self, names=None, include_stopped=False):
         """Records of the containers to look at.
@@ -159,11 +162,26 @@ class HostInventory(object):
                 )
         return self._images
 
+    def _inspect(self, image_id):
+        """The image's inspect, or None when the store does not have it (404); read once."""
+        if image_id not in self._inspects:
+            try:
+                self._inspects[image_id] = self.api.inspect_image(image_id)
+            except (DockerException, RequestException) as exc:
+                if not not_found(exc):
+                    raise
+                # The containerd image store drops an image whose tag moved on, also while a
+                # container still runs it: that container's own business, not the host's.
+                self._inspects[image_id] = None
+        return self._inspects[image_id]
+
     def image(self, image_id):
-        """One image's record, inspecting it when the list did not have it."""
+        """One image's record, inspecting it when the list did not have it; None when the store has it no more."""
         images = self.images()
         if image_id not in images and image_id:
-            data = self.api.inspect_image(image_id)
+            data = self._inspect(image_id)
+            if data is None:
+                return None
             images[image_id] = dict(
                 id=data['Id'],
                 created=iso_to_epoch(data.get('Created')),
@@ -172,6 +190,17 @@ class HostInventory(object):
                 labels=(data.get('Config') or {}).get('Labels') or {},
             )
         return images.get(image_id)
+
+    def platform_of(self, image_id, default, inspect=True):
+        """The platform the image was made for, or ``default`` when unknown.
+
+        With ``inspect=False`` only an inspect this run already made is used: the image list does
+        not say, and every image here is one the daemon pulled or built for its own platform
+        unless it was asked for another, which the containers whose tag moved are inspected for.
+        """
+        if not image_id or (not inspect and image_id not in self._inspects):
+            return default
+        return platforms.of_image(self._inspect(image_id), default)
 
     def local_tags(self):
         """Fully qualified tag -> image ID, for every tagged local image."""

@@ -25,10 +25,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.patchops.docker.plugins.module_utils.errors import InvalidOption
 from ansible_collections.patchops.docker.plugins.module_utils.client import DockerException, RequestException
+from ansible_collections.patchops.docker.plugins.module_utils import engine, platforms
 from ansible_collections.patchops.docker.plugins.module_utils.image_age import (
     LABEL_BUILD_CONTEXT,
     age_days,
     classify,
+    known_digests,
     parse_reference,
 )
 from ansible_collections.patchops.docker.plugins.module_utils.inventory import iso_to_epoch, primary_name, select_containers
@@ -41,12 +43,43 @@ from ansible_collections.patchops.docker.plugins.module_utils.ordering import (
 )
 from ansible_collections.patchops.docker.plugins.module_utils.pull import PULL_POLICIES, local_image, pull_all
 from ansible_collections.patchops.docker.plugins.module_utils.recreate import plan_recreate
-from ansible_collections.patchops.docker.plugins.module_utils.registry import lookup_remote_digests
+from ansible_collections.patchops.docker.plugins.module_utils.registry import (
+    RegistryError,
+    check_platform,
+    client_for,
+    lookup_remote_digests,
+)
 from ansible_collections.patchops.docker.plugins.module_utils.swap import Swapper, backup_name, recover
 
 ACTIONS = ('updated', 'unchanged', 'deferred', 'rolled_back', 'failed', 'skipped')
 LOCK_TIMEOUT = 900
 TARGETS = ('newest', 'previous')
+# Under the containerd image store an image whose tag moves on is gone from the store; with
+# keep_previous it is kept under this repository (tag: its ID) until the next run cleans up.
+KEEP_REPOSITORY = 'patchops-previous'
+
+
+def keep_tag(image_id):
+    """The tag that keeps a superseded image: ``sha256:ab..`` -> ``sha256-ab..``."""
+    return (image_id or '').replace(':', '-')
+
+
+def same_platform_image(old, new):
+    """True when two image inspects describe the same image for the same platform.
+
+    Under the containerd image store an image ID is the digest of what the tag resolved to
+    (an index, for a multi-platform tag), so a tag whose index moved for other platforms only
+    gets a new ID for the very same image: same config, same layers, same platform.
+    """
+    if not old or not new:
+        return False
+    if old.get('Id') == new.get('Id'):
+        return True
+
+    def identity(image):
+        return (image.get('Os'), image.get('Architecture'), image.get('Variant'), image.get('Created'),
+                (image.get('RootFS') or {}).get('Layers'), image.get('Config'))
+    return identity(old) == identity(new)
 
 
 def validate(params):
@@ -86,6 +119,20 @@ class Updater(object):
         self.params = params
         self.check_mode = check_mode
         self.journal = Journal(params['state_dir'])
+        self.engine = None
+        self._registry = None
+        self._old_images = {}
+
+    @property
+    def registry(self):
+        if self._registry is None:
+            self._registry = client_for(self.api, self.engine, self.params.get('timeout') or 60)
+        return self._registry
+
+    @property
+    def digest_ids(self):
+        """True where image IDs are manifest or index digests (the containerd image store)."""
+        return self.engine is not None and self.engine.image_store == engine.STORE_CONTAINERD
 
     def run(self):
         validate(self.params)
@@ -100,6 +147,7 @@ class Updater(object):
     # --- phases ------------------------------------------------------------------------------
     def _run_locked(self):
         recovered = [] if self.check_mode else recover(self.api, self.journal)
+        self.engine = engine.read(self.api)
         summaries = self.api.containers(all=True)
         selected = select_containers(summaries, self.params['containers'], self.client.docker_host)
         inspects = [self.api.inspect_container(summary['Id']) for summary in selected]
@@ -156,6 +204,12 @@ class Updater(object):
                                             'changed.', inspect.get('Image'), image=reference)
             else:
                 refs[name] = ref
+        for name in refs:
+            # Read before anything is pulled: under the containerd image store the pull that moves
+            # the tag takes the old image out of the store, and the recreate needs its defaults.
+            old_id = decisions[name]['old_image_id']
+            if old_id not in self._old_images:
+                self._old_images[old_id] = self._image(old_id)
         if self.params.get('target') == 'previous':
             self._decide_previous(decisions, refs)
         elif self.check_mode:
@@ -189,10 +243,10 @@ class Updater(object):
 
     def _decide_from_registry(self, decisions, refs):
         built = self._built_here(refs.values())
-        remote = lookup_remote_digests(self.api, [str(ref) for ref in refs.values() if str(ref) not in built])
+        remote = lookup_remote_digests(self.registry, [str(ref) for ref in refs.values() if str(ref) not in built])
         for name, ref in refs.items():
             decision = decisions[name]
-            image = self._image(decision['old_image_id']) or {}
+            image = self._old_images.get(decision['old_image_id'])
             local = self._image(str(ref)) or {}
             if str(ref) in built:  # built on this host: the local tag is the newest there is
                 decision['new_image_id'] = local.get('Id') if local.get('Id') != decision['old_image_id'] else None
@@ -201,9 +255,17 @@ class Updater(object):
                     decision['result'] = _entry(name, 'unchanged', 'Already on the newest local build of its tag.',
                                                 decision['old_image_id'], decision['old_image_id'], decision['image'])
                 continue
-            record = dict(repo_digests=image.get('RepoDigests') or [])
+            record = dict(repo_digests=image.get('RepoDigests') or []) if image is not None else None
+            found = remote.get(str(ref))
+            platform = platforms.of_image(image, self.engine.platform)
+            checked = None
+            if found is not None and not found.error and \
+                    found.digest not in known_digests(record, ref, decision['old_image_id']):
+                config_id = None if self.digest_ids or image is None else decision['old_image_id']
+                checked = check_platform(self.registry, ref, found.digest,
+                                         known_digests(record, ref, decision['old_image_id']), platform, config_id)
             update, reason, digest, error = classify(ref, record, decision['old_image_id'], local.get('Id'),
-                                                     remote.get(str(ref)), True)
+                                                     found, True, checked, platforms.format_platform(platform))
             decision['new_image_id'] = local.get('Id') if local.get('Id') != decision['old_image_id'] else None
             decision['remote_digest'] = digest
             if update is None and error:
@@ -226,6 +288,8 @@ class Updater(object):
     def _decide_from_pull(self, decisions, refs):
         # Tags built on this host (image_rebuild) are recreated on the local tag, never pulled.
         built = self._built_here(refs.values())
+        if self.digest_ids and self.params.get('keep_previous') and self.params['cleanup']:
+            self._keep_old_images(decisions, refs)
         pulled = pull_all(self.api, [ref for ref in refs.values() if str(ref) not in built], self.params['pull'])
         pulled.update(pull_all(self.api, [ref for ref in refs.values() if str(ref) in built], 'never'))
         min_age = self.params['min_image_age_days']
@@ -244,6 +308,13 @@ class Updater(object):
                 continue
             new_image = self._image(outcome.image_id)
             decision['new_image'] = new_image
+            if not self.params['force'] and self._same_for_platform(ref, decision, new_image):
+                platform = platforms.format_platform(platforms.of_image(new_image, self.engine.platform))
+                decision['result'] = _entry(
+                    name, 'unchanged', 'Already on the newest image: tag %s moved for other platforms only; the %s '
+                    'image is the same.' % (ref.tag, platform), decision['old_image_id'], decision['old_image_id'],
+                    decision['image'])
+                continue
             created = iso_to_epoch(new_image.get('Created'))
             if min_age and outcome.image_id != decision['old_image_id'] and age_days(created, now) < min_age:
                 decision['result'] = _entry(
@@ -252,6 +323,45 @@ class Updater(object):
 
     def _image(self, reference):
         return local_image(self.api, reference)
+
+    def _same_for_platform(self, ref, decision, new_image):
+        """Whether the pulled image is the one the container runs, under another ID (containerd image store)."""
+        if not self.digest_ids or new_image is None:
+            return False
+        old_image = self._old_images.get(decision['old_image_id'])
+        if old_image is not None:
+            return same_platform_image(old_image, new_image)
+        # Gone from the store before this run: the registry still knows both indexes.
+        platform = platforms.of_image(new_image, self.engine.platform)
+        checked = check_platform(self.registry, ref, new_image['Id'], {decision['old_image_id']}, platform)
+        return checked.changed is False
+
+    def _keep_old_images(self, decisions, refs):
+        """Tag each image about to be superseded, so that the pull does not take it out of the store."""
+        for name in refs:
+            old_id = decisions[name]['old_image_id']
+            if self._old_images.get(old_id) is not None:
+                try:
+                    self.api.tag(old_id, KEEP_REPOSITORY, keep_tag(old_id), force=True)
+                except (DockerException, RequestException):
+                    continue  # kept or not, the update itself does not depend on it
+
+    def _old_image(self, decision, image_id, ref):
+        """The old image's inspect: read before the pull, or now, or its config from its registry.
+
+        Returns None when none of them has it: then what the container inherited from its image
+        cannot be told apart from what was set on it.
+        """
+        image = self._old_images.get(image_id) or self._image(image_id)
+        if image is not None or not self.digest_ids or ref is None:
+            return image
+        platform = self.engine.platform
+        try:
+            manifest = self.registry.platform_digest(ref, image_id, platform)
+            config = self.registry.image_config(ref, manifest)
+        except RegistryError:
+            return None
+        return {'Id': image_id, 'Config': config.get('config') or {}}
 
     def _swap_all(self, to_swap, summaries):
         if not to_swap:
@@ -292,7 +402,13 @@ class Updater(object):
             return _entry(name, 'skipped', 'Not recreated because %s was not updated.' % blocked,
                           decision['old_image_id'], image=decision['image'])
         fresh = self.api.inspect_container(inspect['Id'])
-        old_image = self._image(fresh.get('Image')) or {'Id': fresh.get('Image'), 'Config': {}}
+        old_image = self._old_image(decision, fresh.get('Image'), parse_reference(fresh['Config'].get('Image'),
+                                                                                fresh.get('Image')))
+        if old_image is None:
+            return _entry(name, 'failed', 'Nothing was changed: the image it runs (%s) is gone from the image store '
+                          'and from its registry, so the settings it inherited from that image cannot be told '
+                          'apart from its own.' % fresh.get('Image'), decision['old_image_id'],
+                          image=decision['image'])
         if decision.get('follower'):
             # Created again from the reference it was made from: whatever that names on the host now.
             new_image = self._image(decision['image']) or old_image
@@ -380,6 +496,11 @@ class Updater(object):
         in_use = set(s.get('ImageID') for s in self.api.containers(all=True))
         for image_id in candidates - in_use - set(kept):
             try:
+                if self.digest_ids:
+                    try:
+                        self.api.remove_image('%s:%s' % (KEEP_REPOSITORY, keep_tag(image_id)))
+                    except (DockerException, RequestException):
+                        pass  # not kept under that name
                 self.api.remove_image(image_id)
             except (DockerException, RequestException):
                 continue  # still tagged elsewhere or used by a build cache: keep it

@@ -302,15 +302,17 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.patchops.docker.plugins.module_utils.client import DockerClient, connection_problem, docker_argument_spec
 from ansible_collections.patchops.docker.plugins.module_utils.errors import PatchopsError
+from ansible_collections.patchops.docker.plugins.module_utils import engine, platforms
 from ansible_collections.patchops.docker.plugins.module_utils.image_age import (
     assess_container,
     plan_lookups,
+    plan_platform_checks,
     summarize,
     summarize_images,
 )
 from ansible_collections.patchops.docker.plugins.module_utils.inventory import HostInventory
 from ansible_collections.patchops.docker.plugins.module_utils.query import compile_query
-from ansible_collections.patchops.docker.plugins.module_utils.registry import lookup_remote_digests
+from ansible_collections.patchops.docker.plugins.module_utils.registry import check_platforms, client_for, lookup_remote_digests
 from ansible_collections.patchops.docker.plugins.module_utils.swap import recover_if_idle
 
 
@@ -342,22 +344,31 @@ def validate(params):
 
 def run(client, params, query, check_mode=False):
     recovered = [] if check_mode else recover_if_idle(client.api, params['state_dir'])
+    facts = engine.read(client.api)
     inventory = HostInventory(client.api, client.docker_host)
     records = inventory.containers(params['containers'], params['include_stopped'])
     images = inventory.images()
     for record in records:
         inventory.image(record['image_id'])
     local_tags = inventory.local_tags()
-    remote = {}
+    remote, checked = {}, {}
     if params['check_registry']:
-        remote = lookup_remote_digests(client.api, plan_lookups(records, images), params['concurrency'])
+        registry = client_for(client.api, facts, params['timeout'])
+        remote = lookup_remote_digests(registry, plan_lookups(records, images), params['concurrency'])
+        pending = plan_platform_checks(records, images, remote,
+                                       lambda image_id: inventory.platform_of(image_id, facts.platform),
+                                       facts.image_store == engine.STORE_CLASSIC)
+        checked = check_platforms(registry, pending, params['concurrency'])
     now = time.time()
     containers = sorted(
         (assess_container(record, images.get(record['image_id']), local_tags, remote, now,
-                          params['max_age_days'], params['max_age_days_exposed'], params['check_registry'])
+                          params['max_age_days'], params['max_age_days_exposed'], params['check_registry'],
+                          checked, platforms.format_platform(inventory.platform_of(record['image_id'], facts.platform,
+                                                                                   inspect=False)))
          for record in records),
         key=lambda entry: entry['name'])
     result = dict(
+        engine=engine.report(facts),
         containers=containers,
         images=summarize_images(containers, images, local_tags, now, params['max_age_days'],
                                 params['include_unused_images']),

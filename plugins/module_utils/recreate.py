@@ -18,8 +18,13 @@ image provides it). Each rule is used twice, by :func:`plan_recreate` and by
 inspect returns in a form create does not take are fixed (legacy links,
 ``--mount`` volumes without a name, references to containers recreated earlier
 in the same run). Anonymous volumes are mounted again by name at the same
-place, so their data survives. Networks are split into the one endpoint API
-1.41 accepts at create and the rest, connected before the start.
+place, so their data survives. The new container joins exactly the networks
+the old one is on: API 1.44+ takes them all at create; below 1.44 create takes
+one endpoint and the rest are connected before the start.
+
+A few values name the image itself rather than the container's configuration
+(Compose v2's record of the image it created the container from): they follow
+the new image, by one rule used for the plan and the check alike.
 
 Where inspect cannot tell a user-set value from an inherited one (the user set
 exactly the old image's value), the value counts as inherited: the new image's
@@ -44,7 +49,7 @@ from ansible_collections.patchops.docker.plugins.module_utils.errors import Patc
 RecreatePlan = namedtuple('RecreatePlan', [
     'name',            # container name, no leading slash
     'create_body',     # raw Engine API body for POST /containers/create
-    'extra_networks',  # [(network name, endpoint config)] to connect after create, before start
+    'extra_networks',  # [(network name, endpoint config)] to connect after create, before start (API < 1.44)
     'start',           # the old container was running: start the new one
     'inherited',       # {field: old value} that came from the old image and now comes from the new one
     'kept_volumes',    # [{'name', 'destination', 'anonymous'}] every volume mount carried over
@@ -53,8 +58,9 @@ RecreatePlan = namedtuple('RecreatePlan', [
 
 # Networks whose endpoints take no aliases, static addresses or links.
 _BUILTIN_NETWORKS = ('bridge', 'host', 'none', 'default')
-# API version from which an endpoint takes its own MAC address (Docker 25).
-_ENDPOINT_MAC_API = (1, 44)
+# Compose v2 labels: the project, and the ID of the image its service's tag named when it made the container.
+COMPOSE_PROJECT_LABEL = 'com.docker.compose.project'
+COMPOSE_IMAGE_LABEL = 'com.docker.compose.image'
 _HEX_ID = re.compile(r'^[0-9a-f]{12,64}$')
 # Docker names an anonymous volume with 64 random hex digits.
 _ANONYMOUS_VOLUME = re.compile(r'^[0-9a-f]{64}$')
@@ -120,10 +126,6 @@ def _reason(exc):
     if isinstance(explanation, bytes):
         explanation = explanation.decode('utf-8', 'replace')
     return (explanation or short_reason(exc)).strip().rstrip('.')
-
-
-def _version_tuple(text):
-    return tuple(int(part) for part in re.findall(r'\d+', text or '')[:2])
 
 
 # --------------------------------------------------------------------------- Config: one rule per concern
@@ -259,15 +261,56 @@ def _declared_volumes(container, image_config):
 
 
 def _mac_address(container, image_config):
-    """The fixed MAC address of the primary network; API 1.44+ keeps it on the endpoint instead."""
-    mac = _config(container).get('MacAddress') or None
-    if mac and _endpoint_mac_in_inspect(container):
-        mac = None
-    return {'MacAddress': mac}, {}
+    """The fixed MAC address of the primary network, below API 1.44 only.
+
+    API 1.44 deprecated the container-wide field: there each endpoint carries its
+    own (:func:`_endpoint_mac`), and this field is neither read nor sent.
+    """
+    if _inspect_is_api_144(container):
+        return {'MacAddress': None}, {}
+    return {'MacAddress': _config(container).get('MacAddress') or None}, {}
 
 
 _CONFIG_RULES = (_hostname, _env, _command, _user, _working_dir, _stop_signal, _shell, _labels,
                  _healthcheck, _exposed_ports, _declared_volumes, _mac_address)
+
+
+# --------------------------------------------------------------------------- values that follow the image
+#
+# Each rule takes (container inspect, the image the container is meant to run)
+# and returns {Config field: value} to put over the user's fields: used on the
+# old container with the new image, both to build the create body and to say
+# what the new container must show.
+
+def _compose_image_label(container, image):
+    """Compose v2's ``com.docker.compose.image``: the ID of the image the service's tag names.
+
+    ``docker compose up`` (v2) recreates a container whose label differs from
+    the ID of the image its service's tag names on the host now (``ImageInspect``
+    of that tag: the config digest with the classic store, the manifest or index
+    digest with the containerd store). After an update the tag names the new
+    image, so the label is that image's ID; kept as it was, the next ``up``
+    would recreate the container again. Only containers that carry the label
+    (Compose v2 made them) get it; Compose v1 sets no such label.
+    """
+    labels = _config(container).get('Labels') or {}
+    if COMPOSE_PROJECT_LABEL in labels and COMPOSE_IMAGE_LABEL in labels and image.get('Id'):
+        return {'Labels': {COMPOSE_IMAGE_LABEL: image['Id']}}
+    return {}
+
+
+_IMAGE_RULES = (_compose_image_label,)
+
+
+def _follow_the_image(fields, container, image):
+    """``fields`` (the user's Config fields) with every value that names the image set for ``image``."""
+    for rule in _IMAGE_RULES:
+        for key, value in rule(container, image).items():
+            if isinstance(value, dict):
+                fields[key] = dict(fields.get(key) or {}, **value)
+            else:
+                fields[key] = value
+    return fields
 
 
 def _config_fields(container, image_config):
@@ -386,8 +429,12 @@ def _kept_volumes(container):
 
 # --------------------------------------------------------------------------- networks
 
-def _endpoint_mac_in_inspect(container):
-    """True for inspect output of API 1.44+, where each endpoint carries its configured MAC address."""
+def _inspect_is_api_144(container):
+    """True for inspect output of API 1.44+ (Docker 25+): its endpoints carry ``DNSNames`` (null before the start).
+
+    The plan follows the API version its inspect was read with, which is the
+    version the same client then creates with.
+    """
     networks = (container.get('NetworkSettings') or {}).get('Networks') or {}
     return any('DNSNames' in (endpoint or {}) for endpoint in networks.values())
 
@@ -399,6 +446,34 @@ def _short_id_alias(container):
     only when missing and an alias equal to the hostname may be the user's.
     """
     return (container.get('Id') or '')[:12]
+
+
+def _generated_mac(ip_address):
+    """The MAC address Docker (up to 26) makes for an endpoint from its IPv4 address: 02:42 and its four bytes."""
+    parts = (ip_address or '').split('.')
+    if len(parts) != 4 or not all(part.isdigit() and int(part) < 256 for part in parts):
+        return None
+    return '02:42:' + ':'.join('%02x' % int(part) for part in parts)
+
+
+def _endpoint_mac(endpoint):
+    """The MAC address set for one endpoint, read from an API 1.44+ inspect; None below 1.44.
+
+    From API 1.44 each endpoint takes its own MAC address and the container-wide
+    ``Config.MacAddress`` is deprecated, so the endpoint is the only source: a
+    created container shows the address asked for, a running one the address in
+    use. An address Docker made itself from the endpoint's IPv4 address is not
+    the user's: it is left out, and the new container gets one of its own. A
+    stopped container's endpoints show no MAC address on Docker 25/26, so none
+    can be kept for it. Below 1.44 the MAC address is ``Config.MacAddress``
+    (:func:`_mac_address`).
+    """
+    if 'DNSNames' not in endpoint:
+        return None
+    mac = endpoint.get('MacAddress') or None
+    if mac and mac.lower() == _generated_mac(endpoint.get('IPAddress')):
+        return None
+    return mac
 
 
 def _endpoint_link(link, renamed):
@@ -423,13 +498,14 @@ def _endpoint_config(container, network, endpoint, renamed):
             config['Links'] = links
     if endpoint.get('DriverOpts'):
         config['DriverOpts'] = dict(endpoint['DriverOpts'])
-    if endpoint.get('MacAddress') and 'DNSNames' in endpoint:
-        config['MacAddress'] = endpoint['MacAddress']
+    mac = _endpoint_mac(endpoint)
+    if mac:
+        config['MacAddress'] = mac
     return config
 
 
 def _primary_network(container):
-    """The network the container joins at create: the one its network mode names."""
+    """The network its network mode names (``default`` is ``bridge``); None in host/none/container modes."""
     mode = _network_mode(container)
     if mode in ('host', 'none') or _is_container_mode(mode):
         return None
@@ -453,12 +529,24 @@ def _network_endpoints(container, renamed):
 
 
 def _split_networks(container, renamed):
-    """(EndpointsConfig for create, [(name, endpoint config)] to connect afterwards)."""
+    """(EndpointsConfig for create, [(name, endpoint config)] to connect afterwards): its networks, no more.
+
+    Docker (20.10 and 26 alike) puts a new container on the networks of its
+    create request's EndpointsConfig only, also when its network mode names
+    another one: a container made with NetworkMode ``default`` and an endpoint
+    on one user-defined network is on that network alone. So the create never
+    leaves the choice to the network mode. API 1.44+ takes every network at
+    create, in one request. Below 1.44 create takes one endpoint: the network
+    mode's when the container is on it, else the first of its networks; the
+    rest are connected before the start.
+    """
     endpoints = _network_endpoints(container, renamed)
+    if _inspect_is_api_144(container):
+        return endpoints, []
     primary = _primary_network(container)
-    at_create = {}
-    if primary in endpoints:
-        at_create[primary] = endpoints[primary]
+    if primary not in endpoints:
+        primary = min(endpoints) if endpoints else None
+    at_create = {primary: endpoints[primary]} if primary else {}
     extra = [(name, endpoints[name]) for name in sorted(endpoints) if name != primary]
     return at_create, extra
 
@@ -489,6 +577,7 @@ def plan_recreate(old, old_image, new_image, renamed_ids=None):
     """
     renamed = renamed_ids or {}
     fields, inherited = _config_fields(old, old_image.get('Config') or {})
+    fields = _follow_the_image(fields, old, new_image)
     body = dict((key, value) for key, value in fields.items() if value is not None)
     body['Image'] = _image_reference(old, old_image, new_image)
 
@@ -513,10 +602,14 @@ def plan_recreate(old, old_image, new_image, renamed_ids=None):
     )
 
 
-def _connect_arguments(endpoint, api_version):
-    """Keyword arguments of ``APIClient.connect_container_to_network`` for one endpoint config."""
+def _connect_arguments(endpoint):
+    """Keyword arguments of ``APIClient.connect_container_to_network`` for one endpoint config.
+
+    Only below API 1.44 are networks connected after the create, and there an
+    endpoint has no MAC address of its own (the primary's is ``Config.MacAddress``).
+    """
     ipam = endpoint.get('IPAMConfig') or {}
-    arguments = dict(
+    return dict(
         aliases=endpoint.get('Aliases'),
         links=[tuple(link.split(':', 1)) for link in endpoint.get('Links') or []] or None,
         ipv4_address=ipam.get('IPv4Address'),
@@ -524,9 +617,6 @@ def _connect_arguments(endpoint, api_version):
         link_local_ips=ipam.get('LinkLocalIPs'),
         driver_opt=endpoint.get('DriverOpts'),
     )
-    if endpoint.get('MacAddress') and _version_tuple(api_version) >= _ENDPOINT_MAC_API:
-        arguments['mac_address'] = endpoint['MacAddress']
-    return arguments
 
 
 def _without_env_values(text, body):
@@ -547,10 +637,16 @@ def _create(api, plan):
 
 
 def _plan_networks(plan):
-    """Every user-defined network the plan puts the container on."""
+    """Every user-defined network the plan names: its network mode's, then those it joins at create and after."""
     mode = (plan.create_body.get('HostConfig') or {}).get('NetworkMode') or 'default'
-    primary = [] if mode in _BUILTIN_NETWORKS or _is_container_mode(mode) else [mode]
-    return primary + [network for network, _endpoint in plan.extra_networks if network not in _BUILTIN_NETWORKS]
+    at_create = (plan.create_body.get('NetworkingConfig') or {}).get('EndpointsConfig') or {}
+    names = ([] if _is_container_mode(mode) else [mode]) + sorted(at_create, key=lambda name: name != mode)
+    names += [network for network, _endpoint in plan.extra_networks]
+    result = []
+    for name in names:
+        if name not in _BUILTIN_NETWORKS and name not in result:
+            result.append(name)
+    return result
 
 
 def _check_networks(api, plan):
@@ -565,10 +661,9 @@ def _check_networks(api, plan):
 
 
 def _connect_extra_networks(api, container_id, plan):
-    api_version = getattr(api, 'api_version', None) or ''
     for network, endpoint in plan.extra_networks:
         try:
-            api.connect_container_to_network(container_id, network, **_connect_arguments(endpoint, api_version))
+            api.connect_container_to_network(container_id, network, **_connect_arguments(endpoint))
         except (DockerException, RequestException) as exc:
             raise RecreateError("Could not connect container '%s' to network '%s': %s."
                                 % (plan.name, network, _reason(exc)))
@@ -634,7 +729,7 @@ def _diff_values(prefix, old, new):
 
 
 def _diff_config_fields(old, new, old_image, new_image):
-    old_fields = _config_fields(old, old_image.get('Config') or {})[0]
+    old_fields = _follow_the_image(_config_fields(old, old_image.get('Config') or {})[0], old, new_image)
     new_fields = _config_fields(new, new_image.get('Config') or {})[0]
     differences = _diff_env(old_fields.pop('Env', None), new_fields.pop('Env', None))
     return differences + _diff_values('Config', old_fields, new_fields)
@@ -646,6 +741,10 @@ def _diff_host_config(old, new, renamed):
     new_host_config = _carried_host_config(new, {})
     kept = set(_anonymous_binds(old))
     new_host_config['Binds'] = sorted(b for b in new_host_config.get('Binds') or [] if b not in kept)
+    # Docker 26 stores the network mode 'default' as what it means, 'bridge'
+    for host_config in (old_host_config, new_host_config):
+        if host_config.get('NetworkMode') == 'default':
+            host_config['NetworkMode'] = 'bridge'
     return _diff_values('HostConfig', old_host_config, new_host_config)
 
 

@@ -286,23 +286,159 @@ def test_default_bridge_gets_no_aliases():
     assert plan.extra_networks == []
 
 
-def test_connect_arguments_carry_addresses_and_mac_only_where_the_api_takes_it():
+def test_connect_arguments_carry_addresses_links_and_driver_options():
     endpoint_config = {'Aliases': ['api'], 'Links': ['db:database'], 'DriverOpts': {'k': 'v'},
-                       'IPAMConfig': {'IPv4Address': '10.0.0.5', 'IPv6Address': 'fd00::5'},
-                       'MacAddress': '02:42:0a:00:00:05'}
-    arguments = recreate._connect_arguments(endpoint_config, '1.41')
+                       'IPAMConfig': {'IPv4Address': '10.0.0.5', 'IPv6Address': 'fd00::5'}}
+    arguments = recreate._connect_arguments(endpoint_config)
     assert arguments == dict(aliases=['api'], links=[('db', 'database')], ipv4_address='10.0.0.5',
                              ipv6_address='fd00::5', link_local_ips=None, driver_opt={'k': 'v'})
-    assert recreate._connect_arguments(endpoint_config, '1.44')['mac_address'] == '02:42:0a:00:00:05'
 
 
-def test_api_144_inspect_moves_the_mac_to_the_endpoint():
-    front = dict(endpoint(aliases=['web'], mac='02:42:ac:1f:e0:99'), DNSNames=['web', 'web01'])
-    old = container(config={'MacAddress': '02:42:ac:1f:e0:99'}, host_config={'NetworkMode': 'front'},
-                    networks={'front': front})
+# Literal inspect output of the two API versions for the same kind of container: NetworkMode "default"
+# (20.10 keeps the word, 26 stores "bridge") with one endpoint, on a user-defined network only.
+
+def endpoint_141(aliases=None, ipam=None, mac='02:42:ac:1d:b0:02', ip='172.29.176.2'):
+    """An endpoint as API 1.41 (Docker 20.10) shows it: the short ID among the aliases, no DNSNames."""
+    return {'IPAMConfig': ipam, 'Links': None, 'Aliases': aliases, 'NetworkID': 'c' * 64, 'EndpointID': 'a' * 64,
+            'Gateway': '172.29.176.1', 'IPAddress': ip, 'IPPrefixLen': 24, 'IPv6Gateway': '',
+            'GlobalIPv6Address': '', 'GlobalIPv6PrefixLen': 0, 'MacAddress': mac, 'DriverOpts': None}
+
+
+def endpoint_145(aliases=None, ipam=None, mac='02:42:ac:1d:a0:02', ip='172.29.160.2', dns_names=None,
+                 links=None, driver_opts=None):
+    """An endpoint as API 1.45 (Docker 26) shows it: aliases as given, the MAC address in use, DNSNames."""
+    return {'IPAMConfig': ipam, 'Links': links, 'Aliases': aliases, 'MacAddress': mac, 'NetworkID': 'd' * 64,
+            'EndpointID': 'b' * 64, 'Gateway': '172.29.160.1', 'IPAddress': ip, 'IPPrefixLen': 24,
+            'IPv6Gateway': '', 'GlobalIPv6Address': '', 'GlobalIPv6PrefixLen': 0, 'DriverOpts': driver_opts,
+            'DNSNames': dns_names if dns_names is not None else ['web', OLD_ID[:12]]}
+
+
+def test_api_141_network_mode_default_on_a_user_network_only_stays_off_the_bridge():
+    old = container(host_config={'NetworkMode': 'default'},
+                    networks={'mynet': endpoint_141(aliases=['x1', OLD_ID[:12]])})
+    plan = plan_recreate(old, OLD_IMAGE, NEW_IMAGE)
+    assert plan.create_body['HostConfig']['NetworkMode'] == 'default'
+    assert plan.create_body['NetworkingConfig'] == {'EndpointsConfig': {'mynet': {'Aliases': ['x1']}}}
+    assert plan.extra_networks == []
+    assert recreate._plan_networks(plan) == ['mynet']
+
+
+def test_api_145_network_mode_bridge_on_a_user_network_only_stays_off_the_bridge():
+    old = container(host_config={'NetworkMode': 'bridge'},
+                    networks={'mynet': endpoint_145(aliases=['x1'], dns_names=['web', 'x1', OLD_ID[:12]])})
+    plan = plan_recreate(old, OLD_IMAGE, NEW_IMAGE)
+    assert plan.create_body['NetworkingConfig'] == {'EndpointsConfig': {'mynet': {'Aliases': ['x1']}}}
+    assert plan.extra_networks == []
+
+
+def test_api_141_one_network_at_create_the_others_connected_and_the_mac_in_config():
+    old = container(
+        config={'Hostname': 'web01', 'MacAddress': '02:00:00:00:00:09'},
+        host_config={'NetworkMode': 'front'},
+        networks={'front': endpoint_141(aliases=['web', OLD_ID[:12], 'web01'], mac='02:00:00:00:00:09',
+                                        ipam={'IPv4Address': '10.213.7.9', 'IPv6Address': 'fd00:7::9'}),
+                  'back': endpoint_141(aliases=['api', OLD_ID[:12], 'web01'], ip='172.29.177.2')})
+    plan = plan_recreate(old, OLD_IMAGE, NEW_IMAGE)
+    assert plan.create_body['MacAddress'] == '02:00:00:00:00:09'
+    assert plan.create_body['NetworkingConfig'] == {'EndpointsConfig': {'front': {
+        'Aliases': ['web', 'web01'], 'IPAMConfig': {'IPv4Address': '10.213.7.9', 'IPv6Address': 'fd00:7::9'}}}}
+    assert plan.extra_networks == [('back', {'Aliases': ['api', 'web01']})]
+
+
+def test_api_145_every_network_at_create_each_with_its_own_mac():
+    old = container(
+        config={'MacAddress': '02:00:00:00:00:09'},  # deprecated on 1.44+: neither read nor sent
+        host_config={'NetworkMode': 'front'},
+        networks={
+            'front': endpoint_145(aliases=['web'], mac='02:00:00:00:00:09', ip='10.213.7.9',
+                                  ipam={'IPv4Address': '10.213.7.9', 'IPv6Address': 'fd00:7::9'}),
+            'back': endpoint_145(aliases=['api'], mac='02:00:00:00:00:0a', ip='172.29.163.2',
+                                 links=['db:database'], driver_opts={'com.example.opt': '1'}),
+            'bridge': endpoint_145(mac='02:42:ac:1d:14:02', ip='172.29.20.2')})
+    plan = plan_recreate(old, OLD_IMAGE, NEW_IMAGE)
+    assert 'MacAddress' not in plan.create_body
+    assert plan.create_body['NetworkingConfig'] == {'EndpointsConfig': {
+        'front': {'Aliases': ['web'], 'IPAMConfig': {'IPv4Address': '10.213.7.9', 'IPv6Address': 'fd00:7::9'},
+                  'MacAddress': '02:00:00:00:00:09'},
+        'back': {'Aliases': ['api'], 'Links': ['db:database'], 'DriverOpts': {'com.example.opt': '1'},
+                 'MacAddress': '02:00:00:00:00:0a'},
+        # the address Docker made from 172.29.20.2 is not pinned
+        'bridge': {}}}
+    assert plan.extra_networks == []
+    assert recreate._plan_networks(plan) == ['front', 'back']
+
+
+def test_api_145_created_container_shows_the_mac_asked_for_a_stopped_one_none():
+    created = container(running=False, host_config={'NetworkMode': 'front'},
+                        networks={'front': endpoint_145(mac='02:00:00:00:00:01', ip='', dns_names=None)})
+    created['NetworkSettings']['Networks']['front']['DNSNames'] = None
+    assert body_of(created)['NetworkingConfig']['EndpointsConfig']['front'] == {'MacAddress': '02:00:00:00:00:01'}
+    stopped = container(running=False, config={'MacAddress': '02:00:00:00:00:01'},
+                        host_config={'NetworkMode': 'front'}, networks={'front': endpoint_145(mac='', ip='')})
+    body = body_of(stopped)
+    assert body['NetworkingConfig']['EndpointsConfig']['front'] == {} and 'MacAddress' not in body
+
+
+def test_generated_mac_is_docker_s_own_from_the_ipv4_address():
+    assert recreate._generated_mac('172.29.160.2') == '02:42:ac:1d:a0:02'
+    assert recreate._generated_mac('') is None and recreate._generated_mac('fd00::1') is None
+
+
+def test_diff_sees_an_extra_bridge_endpoint():
+    """What the recreate did before: NetworkMode default with a user network only came back on bridge as well."""
+    old = container(host_config={'NetworkMode': 'default'}, networks={'mynet': endpoint_141(aliases=['x1'])})
+    new = recreated(old, NEW_IMAGE)
+    new['NetworkSettings']['Networks'] = {'mynet': endpoint_141(aliases=['x1', NEW_ID[:12]]),
+                                          'bridge': endpoint_141(ip='172.29.21.2')}
+    assert diff_config(old, new, OLD_IMAGE, NEW_IMAGE) == [('Networks.bridge', None, {})]
+
+
+def test_diff_takes_network_mode_default_as_bridge():
+    """Docker 26 stores 'default' as 'bridge': a container made before an engine upgrade is no different."""
+    old = container(host_config={'NetworkMode': 'default'})
+    new = recreated(old, NEW_IMAGE, **{'HostConfig.NetworkMode': 'bridge'})
+    assert diff_config(old, new, OLD_IMAGE, NEW_IMAGE) == []
+
+
+# --------------------------------------------------------------------------- Compose v2's image label
+
+COMPOSE_LABELS = {'com.docker.compose.project': 'shop', 'com.docker.compose.service': 'web',
+                  'com.docker.compose.config-hash': 'f' * 64, 'com.docker.compose.container-number': '1',
+                  'com.docker.compose.oneoff': 'False', 'com.docker.compose.version': '2.26.1'}
+
+
+def test_compose_v2_container_gets_the_new_image_id_as_its_image_label():
+    labels = dict(COMPOSE_LABELS, **{'com.docker.compose.image': OLD_IMAGE['Id']})
+    old = container(config={'Labels': dict(labels, vendor='acme', release='1')})
     body = body_of(old)
-    assert 'MacAddress' not in body
-    assert body['NetworkingConfig']['EndpointsConfig']['front']['MacAddress'] == '02:42:ac:1f:e0:99'
+    assert body['Labels'] == dict(labels, **{'com.docker.compose.image': NEW_IMAGE['Id']})
+
+
+def test_containerd_store_image_id_is_the_manifest_digest_and_is_taken_as_it_is():
+    index = image('sha256:' + '5' * 64, Env=['PATH=/bin'])  # the containerd store's ID: the index digest
+    old = container(config={'Labels': dict(COMPOSE_LABELS, **{'com.docker.compose.image': OLD_IMAGE['Id']})})
+    body = plan_recreate(old, OLD_IMAGE, index).create_body
+    assert body['Labels']['com.docker.compose.image'] == 'sha256:' + '5' * 64
+
+
+def test_compose_v1_container_gets_no_image_label():
+    old = container(config={'Labels': dict(COMPOSE_LABELS, **{'com.docker.compose.version': '1.29.2'})})
+    assert 'com.docker.compose.image' not in body_of(old)['Labels']
+    plain = container(config={'Labels': {'com.docker.compose.image': 'sha256:' + '1' * 64}})
+    assert body_of(plain)['Labels']['com.docker.compose.image'] == 'sha256:' + '1' * 64
+
+
+def test_diff_wants_the_new_image_id_in_the_compose_image_label():
+    old = container(config={'Labels': dict(COMPOSE_LABELS, **{'com.docker.compose.image': OLD_IMAGE['Id']})})
+    new = recreated(old, NEW_IMAGE)
+    assert new['Config']['Labels']['com.docker.compose.image'] == NEW_IMAGE['Id']
+    assert diff_config(old, new, OLD_IMAGE, NEW_IMAGE) == []
+    kept_as_it_was = copy.deepcopy(new)
+    kept_as_it_was['Config']['Labels']['com.docker.compose.image'] = OLD_IMAGE['Id']
+    [(field, before, after)] = diff_config(old, kept_as_it_was, OLD_IMAGE, NEW_IMAGE)
+    assert field == 'Config.Labels'
+    assert (before['com.docker.compose.image'], after['com.docker.compose.image']) == (NEW_IMAGE['Id'],
+                                                                                       OLD_IMAGE['Id'])
 
 
 # --------------------------------------------------------------------------- the rest of the plan

@@ -46,7 +46,13 @@ from ansible_collections.patchops.docker.plugins.module_utils.image_age import a
 from ansible_collections.patchops.docker.plugins.module_utils.image_ref import InvalidReference, is_image_id, parse
 from ansible_collections.patchops.docker.plugins.module_utils.inventory import iso_to_epoch
 from ansible_collections.patchops.docker.plugins.module_utils.pull import pull_one
-from ansible_collections.patchops.docker.plugins.module_utils.registry import describe_registry_error, lookup_remote_digests
+from ansible_collections.patchops.docker.plugins.module_utils import engine
+from ansible_collections.patchops.docker.plugins.module_utils.registry import (
+    check_platform,
+    client_for,
+    describe_registry_error,
+    lookup_remote_digests,
+)
 
 BUILD_CONTEXT_LABEL = 'patchops.docker.build-context'
 BASE_IMAGES_LABEL = 'patchops.docker.base-images'
@@ -275,6 +281,8 @@ class Rebuilder(object):
         self.check_mode = check_mode
         self.pull_base = params['pull_base']
         self.owned = set()
+        self.engine = None
+        self.registry = None
 
     # -- looking --------------------------------------------------------------------------------
     def _inspect(self, reference):
@@ -304,13 +312,22 @@ class Rebuilder(object):
             return None, 'not looked up'
         return found.digest, found.error
 
+    def _same_for_platform(self, reference, previous, current):
+        """A base whose multi-platform tag moved for other platforms only has not moved for this host."""
+        if not (self.registry and previous and current) or previous == current:
+            return False
+        checked = check_platform(self.registry, parse(reference), current, {previous}, self.engine.platform)
+        return checked.changed is False
+
     def _compare(self, build, image, owned, remote, rebuilt_here):
         recorded = recorded_bases(((image or {}).get('Config') or {}).get('Labels')) or {}
         bases = []
         for reference in build.bases:
             kind = self._kind(reference, owned)
             current, error = self._current(reference, kind, remote)
-            base = compare_base(reference, kind, recorded.get(reference), current, error)
+            previous = (recorded.get(reference) or {}).get('digest')
+            if kind == REGISTRY and not error and self._same_for_platform(reference, previous, current):
+                current = previous
             if reference in rebuilt_here:
                 base.update(moved=True, rebuilt=True)
             bases.append(base)
@@ -395,7 +412,11 @@ class Rebuilder(object):
         lookups = set()
         for build in builds:
             lookups.update(ref for ref in build.bases if self._kind(ref, self.owned) == REGISTRY)
-        remote = lookup_remote_digests(self.api, lookups) if lookups else {}
+        self.registry = None
+        if lookups:
+            self.engine = engine.read(self.api)
+            self.registry = client_for(self.api, self.engine, self.params.get('timeout') or 60)
+        remote = lookup_remote_digests(self.registry, lookups) if lookups else {}
         now = time.time()
         results = []
         rebuilt_here = set()

@@ -48,3 +48,8 @@ def pytest_configure(config):
         "once: the test exercises the module side in detail (modules, faults, load), which the controller does not "
         "change; tests/tooling/integration runs it under the first controller (modules on the oldest target Python) "
         "and deselects it under the second")
+    config.addinivalue_line(
+        "markers",
+        "engines: the test touches what differs between Docker engines (image stores, pulls, indexes, Compose); "
+        "tests/tooling/integration also runs it on Engine 20.10 and on Engine 26 with the containerd image store "
+        "(everything runs on Engine 26 with the classic store)")

@@ -37,7 +37,7 @@ from conftest import SLEEPER, run_module, sandbox
 from ansible_collections.patchops.docker.plugins.module_utils.recreate import diff_config
 
 # The module side in detail: run once, under the first controller (modules on the oldest target Python).
-pytestmark = pytest.mark.once
+pytestmark = [pytest.mark.once, pytest.mark.engines]
 
 COMPOSE_FILE = """\
 version: "2.4"

@@ -11,7 +11,7 @@ import pytest
 from conftest import SLEEPER, run_module, sandbox, target_python
 
 # The module side in detail: run once, under the first controller (modules on the oldest target Python).
-pytestmark = pytest.mark.once
+pytestmark = [pytest.mark.once, pytest.mark.engines]
 
 FAST = dict(stable_seconds=1, health_timeout=20)
 

@@ -7,7 +7,7 @@ import pytest
 from conftest import SLEEPER, run_module, sandbox
 
 # The module side in detail: run once, under the first controller (modules on the oldest target Python).
-pytestmark = pytest.mark.once
+pytestmark = [pytest.mark.once, pytest.mark.engines]
 
 
 def by_name(result):

@@ -12,6 +12,8 @@ import pytest
 
 from conftest import SLEEPER, run_module, sandbox, target_python
 
+pytestmark = pytest.mark.engines
+
 
 @pytest.fixture
 def names(sb, unique):

@@ -25,7 +25,7 @@ from ansible_collections.patchops.docker.plugins.module_utils.recreate import ( 
 )
 
 # The module side in detail: run once, under the first controller (modules on the oldest target Python).
-pytestmark = pytest.mark.once
+pytestmark = [pytest.mark.once, pytest.mark.engines]
 
 
 class World(preserve_world.World):

@@ -25,7 +25,7 @@ from preserve_world import KEYS, NEW_CMD, NEW_IMAGE, OLD_IMAGE  # noqa: E402  th
 from ansible_collections.patchops.docker.plugins.module_utils.swap import BACKUP_SUFFIX  # noqa: E402
 
 # The module side in detail: run once, under the first controller (modules on the oldest target Python).
-pytestmark = pytest.mark.once
+pytestmark = [pytest.mark.once, pytest.mark.engines]
 
 # The old image's healthcheck as in the SDK-level test; the new one probes every second so that the
 # health gate of the five running containers (all of which have a healthcheck) passes in about a

@@ -88,7 +88,7 @@ ENGINE26 = {'dir': 'engine-26.1', 'suite': 'trixie', 'packages': ('docker.io', '
 # the docker CLI the sandbox runs (default: `docker` on PATH)
 DOCKER_CLI_ENV = 'PATCHOPS_SANDBOX_DOCKER'
 
-__all__ = ['up', 'down', 'info', 'docker', 'compose', 'publish', 'publish_index', 'registry_tag', 'registry_manifest',
+__all__ = ['up', 'down', 'info', 'prepare', 'docker', 'compose', 'publish', 'publish_index', 'registry_tag', 'registry_manifest',
            'aged', 'registry_stop', 'registry_start',
            'reset', 'registry_requests', 'registry_digest', 'SandboxError',
            'REGISTRY', 'BASE_IMAGE', 'ENGINES', 'DEFAULT_ENGINE']
@@ -1107,6 +1107,16 @@ def _switch_engine(p, old, new):
         os.unlink(p.pidfile('dockerd'))
     with contextlib.suppress(OSError):
         os.unlink(p.pidfile('containerd'))
+
+
+def prepare() -> dict:
+    """Install and fetch what up(), fleet_up() and every engine kind need (Debian packages, the Engine 26 cache),
+    start nothing: a run in a network namespace of its own cannot reach the Debian archive."""
+    if os.geteuid() != 0:
+        raise SandboxError('the sandbox needs root (apt-get)')
+    _ensure_packages()
+    _apt_install(_missing_fleet_packages(), _missing_fleet_packages)
+    return {'engine_cache': _ensure_engine26(), 'compose_v2': _compose_v2_path(), 'compose_v1': _which('docker-compose')}
 
 
 def _kill_leftovers(p):
@@ -3161,6 +3171,7 @@ def main(argv=None):
     d = sub.add_parser('down', help='stop everything up started')
     d.add_argument('--purge', action='store_true', help='also delete the state and runtime dirs')
     sub.add_parser('info', help='print where things are and what runs')
+    sub.add_parser('prepare', help='install the Debian packages and fetch Engine 26, start nothing')
     sub.add_parser('env', help='print "export DOCKER_HOST=..." for a shell')
     r = sub.add_parser('reset', help='remove containers, non-base images, networks, volumes')
     r.add_argument('--registry', action='store_true', help='also delete all non-base registry repositories')
@@ -3218,6 +3229,8 @@ def main(argv=None):
             show(down(purge=args.purge))
         elif cmd == 'info':
             show(info())
+        elif cmd == 'prepare':
+            show(prepare())
         elif cmd == 'env':
             i = info()
             print('export DOCKER_HOST=%s' % i['docker_host'])

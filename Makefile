@@ -7,7 +7,7 @@
 #                     on 3.9, the oldest target Python), core 2.21 on Python 3.13
 #   make units        pytest tests/unit under core 2.17 and core 2.21
 #   make build        build the tarball, check its members, install it, ansible-doc from it
-#   make integration  sandbox up, pytest tests/integration per controller, sandbox down
+#   make integration  sandbox up, pytest tests/integration per controller and Docker engine kind, sandbox down
 #   make test         venv lint sanity units build integration, fail fast, with a summary
 #   make demo | bench | clean | distclean
 #

@@ -1864,7 +1864,7 @@ def _foreign_image(name, plat, family, labels=None, env=None, cmd=None, entrypoi
     raw = _canonical(manifest)
     digest = _manifest_put(name, _sha256(raw), raw, manifest['mediaType'])
     return {'digest': digest, 'size': len(raw), 'media_type': manifest['mediaType'], 'config': config_digest,
-            'platform': config and {k: config[k] for k in ('os', 'architecture', 'variant') if config.get(k)}}
+            'platform': {k: config[k] for k in ('os', 'architecture', 'variant') if config.get(k)}}
 
 
 def _native_image(name, plat, options):
@@ -1893,7 +1893,7 @@ def _native_image(name, plat, options):
     return info, image_id
 
 
-def _attestation(name, subject_digest, family):
+def _attestation(name, subject_digest):
     """An attestation manifest as BuildKit attaches it (an in-toto statement about subject_digest)."""
     statement = _canonical({'_type': 'https://in-toto.io/Statement/v0.1',
                             'predicateType': 'https://spdx.dev/Document',
@@ -1979,7 +1979,7 @@ def publish_index(ref, platforms=('linux/amd64', 'linux/arm64'), *, push_only=No
                             'platform': {k: plat[k] for k in ('architecture', 'os', 'variant') if plat.get(k)}})
     if attestation:
         for key, _plat in wanted:
-            desc = _attestation(name, entries[key]['digest'], family)
+            desc = _attestation(name, entries[key]['digest'])
             attestations[key] = desc['digest']
             descriptors.append(desc)
     index = {'schemaVersion': 2, 'mediaType': index_type, 'manifests': descriptors}
@@ -1997,8 +1997,8 @@ def registry_tag(ref, digest) -> str:
     """Point the tag ref at the manifest (or index) digest of the same repository, with the exact bytes the registry
     holds for that digest: e.g. an index tag becomes the plain manifest of one of its platforms. Returns digest."""
     name, tag = _repo_name(ref)
-    status, hdrs, raw = _registry_call('GET', '/v2/%s/manifests/%s' % (name, digest),
-                                       headers={'Accept': MANIFEST_ACCEPT})
+    _status, hdrs, raw = _registry_call('GET', '/v2/%s/manifests/%s' % (name, digest),
+                                        headers={'Accept': MANIFEST_ACCEPT})
     media_type = json.loads(raw).get('mediaType') or hdrs.get('content-type')
     return _manifest_put(name, tag, raw, media_type)
 

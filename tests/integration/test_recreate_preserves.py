@@ -9,6 +9,10 @@ container depends on the swaps before it, as in a real run. That is why it
 names and removes its own things (one uuid suffix for all of them) instead of
 using the per-test ``unique``/``containers`` fixtures.
 """
+import ipaddress
+import random
+
+import docker
 import pytest
 
 from conftest import sandbox
@@ -16,7 +20,7 @@ from conftest import sandbox
 pytest.register_assert_rewrite('preserve_world')
 
 import preserve_world  # noqa: E402  (after its registration for assertion rewriting)
-from preserve_world import KEYS, NEW_IMAGE, OLD_IMAGE  # noqa: E402
+from preserve_world import KEYS, NEW_IMAGE, OLD_CMD, OLD_IMAGE, STATIC_SUBNETS  # noqa: E402
 from ansible_collections.patchops.docker.plugins.module_utils.recreate import (  # noqa: E402
     RecreateError,
     apply_plan,
@@ -72,12 +76,95 @@ def _build(w, sb, bind_dir):
     w.old_image = api.inspect_image(ref)
     preserve_world.build_containers(w, ref, bind_dir)
 
+    _build_network_cases(w, ref)
+
     w.images.add(sandbox.publish(ref, push=False, **NEW_IMAGE)['id'])
     w.new_image = api.inspect_image(ref)
     assert w.new_image['Id'] != w.old_image['Id']
 
-    for key in KEYS:
+    for key in KEYS + NETWORK_KEYS:
         w.swap(key, w.old_image, w.new_image)
+
+
+# --------------------------------------------------------------------------- networks as the API makes them
+
+NETWORK_KEYS = ('solo', 'multi')
+
+
+def _api_144(api):
+    return docker.utils.version_gte(api.api_version, '1.44')
+
+
+def _dual_stack_network(w, name):
+    """A bridge network with an IPv4 subnet free of the sandbox's pools and a ULA IPv6 subnet of its own."""
+    for subnet in random.sample(STATIC_SUBNETS, len(STATIC_SUBNETS)):
+        subnet6 = 'fd%02x:%04x:%04x::/64' % (random.randint(0, 255), random.randint(0, 0xffff),
+                                             random.randint(0, 0xffff))
+        ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet),
+                                                     docker.types.IPAMPool(subnet=subnet6)])
+        try:
+            w.api.create_network(name, driver='bridge', enable_ipv6=True, ipam=ipam)
+        except docker.errors.APIError as exc:
+            if 'overlap' not in str(exc).lower():
+                raise
+            continue
+        w.networks.append(name)
+        return ipaddress.ip_network(subnet), ipaddress.ip_network(subnet6)
+    pytest.fail('no free /24 in %s..%s: the sandbox engine has networks left over' % (STATIC_SUBNETS[0],
+                                                                                       STATIC_SUBNETS[-1]))
+
+
+def _build_network_cases(w, ref):
+    """Two containers made through the API's create request exactly as a client sends it.
+
+    solo: ``HostConfig.NetworkMode: "default"`` with one endpoint, on a user-defined network only (20.10
+    keeps the mode "default", 26 stores "bridge"); the container is on that network alone.
+    multi: two user-defined networks, each with aliases, a static IPv4 address (and IPv6 on the
+    dual-stack one), its own MAC address and driver options: on API 1.44+ all given at create, each
+    endpoint with its MAC address; below 1.44 the primary at create (the MAC address container-wide)
+    and the other connected before the start, the only way those versions have.
+    """
+    api = w.api
+    w.solo_net = 'solo-' + w.unique
+    api.create_network(w.solo_net, driver='bridge')
+    w.networks.append(w.solo_net)
+    w.names += [w.name('solo'), w.name('solo') + w.backup_suffix]
+    api.create_container_from_config({
+        'Image': ref, 'Cmd': OLD_CMD, 'HostConfig': {'NetworkMode': 'default'},
+        'NetworkingConfig': {'EndpointsConfig': {w.solo_net: {'Aliases': ['solo-alias']}}}}, w.name('solo'))
+    api.start(w.name('solo'))
+
+    w.dual_net, w.plain_net = 'dual-' + w.unique, 'plain-' + w.unique
+    subnet, subnet6 = _dual_stack_network(w, w.dual_net)
+    plain_subnet = preserve_world.network_with_subnet(api, w.plain_net)
+    w.networks.append(w.plain_net)
+    w.multi_ips = {w.dual_net: (str(subnet.network_address + random.randint(10, 250)),
+                                str(subnet6.network_address + random.randint(10, 250))),
+                   w.plain_net: (str(plain_subnet.network_address + random.randint(10, 250)), None)}
+    byte = random.randint(1, 254)
+    w.multi_macs = {w.dual_net: '02:42:ac:1e:%02x:01' % byte, w.plain_net: '02:42:ac:1e:%02x:02' % byte}
+    w.multi_opts = {'com.example.patchops': 'kept'}
+    endpoints = {
+        w.dual_net: {'Aliases': ['dual-a', 'dual-b'], 'DriverOpts': w.multi_opts,
+                     'IPAMConfig': {'IPv4Address': w.multi_ips[w.dual_net][0],
+                                    'IPv6Address': w.multi_ips[w.dual_net][1]}},
+        w.plain_net: {'Aliases': ['plain-a'], 'IPAMConfig': {'IPv4Address': w.multi_ips[w.plain_net][0]}},
+    }
+    body = {'Image': ref, 'Cmd': OLD_CMD, 'HostConfig': {'NetworkMode': w.dual_net}}
+    w.names += [w.name('multi'), w.name('multi') + w.backup_suffix]
+    if _api_144(api):
+        for network, endpoint in endpoints.items():
+            endpoint['MacAddress'] = w.multi_macs[network]
+        body['NetworkingConfig'] = {'EndpointsConfig': endpoints}
+        api.create_container_from_config(body, w.name('multi'))
+    else:
+        body['MacAddress'] = w.multi_macs[w.dual_net]
+        body['NetworkingConfig'] = {'EndpointsConfig': {w.dual_net: endpoints[w.dual_net]}}
+        created = api.create_container_from_config(body, w.name('multi'))['Id']
+        plain = endpoints[w.plain_net]
+        api.connect_container_to_network(created, w.plain_net, aliases=plain['Aliases'],
+                                         ipv4_address=plain['IPAMConfig']['IPv4Address'])
+    api.start(w.name('multi'))
 
 
 @pytest.mark.parametrize('key', KEYS)
@@ -176,3 +263,54 @@ def test_apply_plan_removes_the_container_when_a_network_is_gone(world):
     assert str(err.value).startswith("Network '%s' of container '%s' cannot be used: " % (missing, plan.name))
     assert str(err.value).endswith('create the network again, then rerun the update.')
     assert world.api.containers(all=True, filters={'name': plan.name}) == []
+
+
+# --------------------------------------------------------------------------- networks, as the API made them
+
+@pytest.mark.parametrize('key', NETWORK_KEYS)
+def test_network_cases_change_nothing_but_the_image(world, key):
+    preserve_world.check_only_the_image_changed(world, key)
+    old, new = world.old[key], world.new[key]
+    assert sorted(new['NetworkSettings']['Networks']) == sorted(old['NetworkSettings']['Networks'])
+
+
+def test_network_mode_default_on_a_user_network_only_stays_off_the_bridge(world):
+    """Before: the recreate put the container on bridge at create and connected its network after."""
+    old, new = world.old['solo'], world.new['solo']
+    assert sorted(old['NetworkSettings']['Networks']) == [world.solo_net], 'how Docker made it'
+    assert sorted(new['NetworkSettings']['Networks']) == [world.solo_net]
+    assert new['HostConfig']['NetworkMode'] == old['HostConfig']['NetworkMode']
+    assert world.plans['solo'].extra_networks == []
+    assert 'solo-alias' in new['NetworkSettings']['Networks'][world.solo_net]['Aliases']
+    out = sandbox.docker('run', '--rm', '--network', world.solo_net, sandbox.BASE_IMAGE, 'nslookup', 'solo-alias')
+    assert new['NetworkSettings']['Networks'][world.solo_net]['IPAddress'] in out
+
+
+def test_several_networks_keep_addresses_aliases_mac_and_driver_options(world):
+    old, new = world.old['multi']['NetworkSettings']['Networks'], world.new['multi']['NetworkSettings']['Networks']
+    plan = world.plans['multi']
+    if _api_144(world.api):
+        # one request: every network at create, none connected afterwards, no container-wide MAC address
+        assert sorted(plan.create_body['NetworkingConfig']['EndpointsConfig']) == sorted([world.dual_net,
+                                                                                           world.plain_net])
+        assert plan.extra_networks == [] and 'MacAddress' not in plan.create_body
+        macs = world.multi_macs
+    else:
+        assert [network for network, _endpoint in plan.extra_networks] == [world.plain_net]
+        assert plan.create_body['MacAddress'] == world.multi_macs[world.dual_net]
+        macs = {world.dual_net: world.multi_macs[world.dual_net]}
+    for network, (ipv4, ipv6) in world.multi_ips.items():
+        assert new[network]['IPAddress'] == old[network]['IPAddress'] == ipv4, network
+        assert new[network]['IPAMConfig'] == old[network]['IPAMConfig'], network
+        if ipv6:
+            assert new[network]['GlobalIPv6Address'] == old[network]['GlobalIPv6Address'] == ipv6
+        if network in macs:
+            assert new[network]['MacAddress'] == old[network]['MacAddress'] == macs[network], network
+        else:
+            assert new[network]['MacAddress'] == old[network]['MacAddress'], 'made from the same static IPv4'
+    assert new[world.dual_net]['DriverOpts'] == old[world.dual_net]['DriverOpts'] == world.multi_opts
+    assert {'dual-a', 'dual-b'} <= set(new[world.dual_net]['Aliases'])
+    assert 'plain-a' in new[world.plain_net]['Aliases']
+    for network, alias in ((world.dual_net, 'dual-b'), (world.plain_net, 'plain-a')):
+        out = sandbox.docker('run', '--rm', '--network', network, sandbox.BASE_IMAGE, 'nslookup', alias)
+        assert new[network]['IPAddress'] in out, (network, out)

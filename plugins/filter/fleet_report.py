@@ -202,6 +202,28 @@ def _count_containers(containers, recovered=0):
     return counts
 
 
+def _engine_entry(engine):
+    """The host's engine as image_age_info reported it (version, API, image store, platform), or None."""
+    engine = _mapping(engine)
+    if not engine:
+        return None
+    return dict((key, _text(engine.get(key)) or None) for key in ('version', 'api_version', 'image_store', 'platform'))
+
+
+def engine_text(engine):
+    """``Engine 26.1.5 (API 1.45), containerd image store, linux/amd64``; '' when unknown."""
+    if not engine:
+        return ''
+    text = 'Engine %s' % (engine.get('version') or 'unknown')
+    if engine.get('api_version'):
+        text += ' (API %s)' % engine['api_version']
+    if engine.get('image_store'):
+        text += ', %s image store' % engine['image_store']
+    if engine.get('platform'):
+        text += ', %s' % engine['platform']
+    return text
+
+
 def _host_entry(name, result):
     """One host of the report from its patch_containers_result (None or {} when the host never reported)."""
     result = _mapping(result)
@@ -247,6 +269,7 @@ def _host_entry(name, result):
         'status': status,
         'error': error,
         'check_mode': check_mode,
+        'engine': _engine_entry(age.get('engine')),
         'summary': summary,
         'containers': containers,
         'rebuilds': rebuilds,
@@ -406,6 +429,8 @@ def fleet_report_markdown(report):
 
     for host in hosts:
         lines += ['## %s \u2014 %s' % (_md(host.get('name')), _md(host.get('status'))), '']
+        if host.get('engine'):
+            lines += [_md(engine_text(host['engine'])) + '.', '']
         why = _why_not_patched(host, check_mode)
         if why:
             lines += ['%s' % _md(why), '']
@@ -795,6 +820,8 @@ def fleet_report_html(report):
     for index, host in enumerate(hosts):
         out.append('<div class="host" id="host-%d"><h3>%s <span class="tag s-%s">%s</span></h3>' % (
             index, _h(host.get('name')), _h(host.get('status')), _h(host.get('status'))))
+        if host.get('engine'):
+            out.append('<p class="engine">%s</p>' % _h(engine_text(host['engine'])))
         why = _why_not_patched(host, check_mode)
         if why:
             tone = 'error' if host.get('status') in ('failed', 'unreachable') else 'why'

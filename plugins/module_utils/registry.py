@@ -121,6 +121,9 @@ DOCKER_HUB = 'docker.io'
 # Where Docker Hub serves the Registry API (docker.io is only its name in references).
 DOCKER_HUB_API = 'registry-1.docker.io'
 CERTS_DIR = '/etc/docker/certs.d'
+# Seconds a registry request may take at most (the module's timeout when that is lower): what the
+# daemon's own registry client allows for its first request to a registry.
+REGISTRY_TIMEOUT = 15
 # The daemon's default when it has no settings of its own: loopback registries are insecure.
 DEFAULT_INSECURE_CIDRS = ('127.0.0.0/8',)
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
@@ -155,7 +158,7 @@ def _describe_request_error(exc, timeout):
     text = short_reason(exc)
     lowered = str(exc).lower()
     if 'timed out' in lowered or 'timeout' in lowered:
-        return 'no answer in time (nothing within %s s)' % timeout
+        return 'timed out waiting for the registry (no answer within %s s)' % timeout
     if 'remotedisconnected' in lowered or 'connection aborted' in lowered or 'incompleteread' in lowered:
         return 'the connection broke off in the middle of an answer (unexpected EOF)'
     if 'connection refused' in lowered:
@@ -326,13 +329,12 @@ class RegistryClient(object):
             except self._requests.exceptions.SSLError as exc:
                 last_error = RegistryError(_describe_request_error(exc, self.timeout))
                 continue  # an insecure registry may speak plain HTTP: the next base
+            except self._requests.exceptions.Timeout as exc:
+                # a registry that does not answer in time would not answer the next base either
+                raise RegistryError(_describe_request_error(exc, self.timeout))
             except self._requests.RequestException as exc:
                 last_error = RegistryError(_describe_request_error(exc, self.timeout))
-                if domain == DOCKER_HUB or base.startswith('http://'):
-                    continue  # the next mirror, or Docker Hub itself
-                if isinstance(exc, self._requests.exceptions.ConnectionError) and len(self._bases_for(domain)) > 1:
-                    continue
-                break
+                continue  # the next mirror, Docker Hub itself, or plain HTTP for an insecure registry
             self._bases[domain] = base
             return response
         raise last_error or RegistryError('no way to reach the registry')
@@ -495,4 +497,5 @@ def client_for(api, engine, timeout):
         auth = docker_auth.load_config()
     except (DockerException, OSError, ValueError):
         auth = None
-    return RegistryClient(engine.registry_config if engine is not None else None, auth, timeout)
+    return RegistryClient(engine.registry_config if engine is not None else None, auth,
+                          min(timeout or REGISTRY_TIMEOUT, REGISTRY_TIMEOUT))

@@ -150,10 +150,22 @@ containers:
       type: str
       sample: registry.example.com/shop/web:1.25
     image_id:
-      description: The ID of the image the container runs.
+      description:
+        - The ID of the image the container runs.
+        - Under the containerd image store this is the digest of what its tag resolved to when it was pulled (an
+          index for a multi-platform tag); such an image can be gone from the store once its tag moved on, and the
+          container is then still reported, with RV(containers[].image_created) and RV(containers[].image_age_days)
+          V(null).
       type: str
+      sample: sha256:4c0b5f0e7a1d2c3b4a5968778695a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7
+    platform:
+      description:
+        - The platform of the image the container runs, as the registry check uses it. A multi-platform tag is an
+          update only when the image for this platform moved in its index.
+      type: str
+      sample: linux/amd64
     image_created:
-      description: When the running image was created, ISO 8601 in UTC.
+      description: When the running image was created, ISO 8601 in UTC; V(null) when the image store no longer has it.
       type: str
       sample: '2026-05-12T10:00:00Z'
     image_age_days:
@@ -287,6 +299,29 @@ selected:
   description: The value of O(query) evaluated over RV(containers).
   returned: when O(query) is set
   type: raw
+engine:
+  description: The container engine of the host.
+  returned: always
+  type: dict
+  contains:
+    version:
+      description: The engine's version.
+      type: str
+      sample: 26.1.5
+    api_version:
+      description: The newest Engine API version the engine speaks.
+      type: str
+      sample: '1.45'
+    image_store:
+      description:
+        - V(classic) (graph drivers such as overlay2), V(containerd) (the containerd image store, the default of fresh
+          installs of Engine 29) or V(podman).
+      type: str
+      sample: containerd
+    platform:
+      description: The platform the engine pulls images for.
+      type: str
+      sample: linux/amd64
 recovered:
   description:
     - Containers of an interrupted M(patchops.docker.container_update) run that this run put back, as

@@ -148,15 +148,17 @@ FAULTS = {
     'down': (('down', {}), r'127\.0\.0\.1:5119: connection refused', {}, 30),
     '401': (('status', dict(code=401)), r'no basic auth credentials|unauthorized|\b401\b', {}, 30),
     '429': (('status', dict(code=429, retry_after=120)), r'toomanyrequests', {}, 30),
-    '500': (('status', dict(code=500)), r'\b500 Internal Server Error', {}, 30),
+    '500': (('status', dict(code=500)), r'\b500:? Internal Server Error', {}, 30),
     'drop-mid-manifest': (('drop', dict(match='/manifests/')),
                           r'connection broke off in the middle of an answer \(unexpected EOF\)', {}, 30),
     # Slower than the module's timeout: the daemon asks for the manifest without a limit of its own.
     'slow-past-module-timeout': (('slow', dict(delay=300, match='/manifests/')),
-                                 r'timed out waiting for the registry \(the Docker daemon gave no answer within 5 s\)',
+                                 r'timed out waiting for the registry \((the Docker daemon gave )?no answer within 5 s\)',
                                  dict(timeout=5), 30),
     # Slower than the daemon's own 15 s limit for the /v2/ ping, with the module's default timeout.
-    'slow-past-daemon-timeout': (('slow', dict(delay=300)), r'no answer in time \((Client\.Timeout|context deadline) exceeded', {},
+    # The look-up (made by the target itself) gives a registry 15 s, as the daemon gives its first request.
+    'slow-past-daemon-timeout': (('slow', dict(delay=300)), r'no answer in time \((Client\.Timeout|context deadline) '
+                                 r'exceeded|timed out waiting for the registry \(no answer within 15 s\)', {},
                                  DAEMON_PING_TIMEOUT + 25),
 }
 

@@ -163,6 +163,17 @@ def test_report_header(report):
     assert set(report) == {'schema_version', 'generated', 'run', 'summary', 'hosts'}
 
 
+def test_each_host_shows_its_engine():
+    engine = {'version': '26.1.5', 'api_version': '1.45', 'image_store': 'containerd', 'platform': 'linux/amd64'}
+    result = {'status': 'checked', 'age': {'containers': [], 'summary': {}, 'engine': engine}}
+    report = fleet_report({'web1': result, 'web2': None})
+    assert report['hosts'][0]['engine'] == engine
+    assert report['hosts'][1]['engine'] is None, 'an unreachable host has no engine'
+    text = 'Engine 26.1.5 (API 1.45), containerd image store, linux/amd64'
+    assert text + '.' in fleet_report_markdown(report)
+    assert '<p class="engine">%s</p>' % text in fleet_report_html(report)
+
+
 def test_hosts_sorted_by_name_with_numbers_in_order():
     names = [h['name'] for h in fleet_report({'web10': None, 'web2': None, 'db1': None, 'Web3': None})['hosts']]
     assert names == ['db1', 'web2', 'Web3', 'web10']
@@ -171,7 +182,7 @@ def test_hosts_sorted_by_name_with_numbers_in_order():
 def test_every_host_reported_in_order(report):
     assert [h['name'] for h in report['hosts']] == ['db1', 'edge1', 'empty1', 'gone1', 'web1', 'web2']
     for entry in report['hosts']:
-        assert set(entry) == {'name', 'status', 'error', 'summary', 'containers', 'rebuilds'}
+        assert set(entry) == {'name', 'status', 'error', 'engine', 'summary', 'containers', 'rebuilds'}
 
 
 def test_patched_host_lists_exposed_stale_first_then_stale_then_by_name(report):

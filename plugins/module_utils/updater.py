@@ -288,7 +288,7 @@ class Updater(object):
     def _decide_from_pull(self, decisions, refs):
         # Tags built on this host (image_rebuild) are recreated on the local tag, never pulled.
         built = self._built_here(refs.values())
-        if self.digest_ids and self.params.get('keep_previous') and self.params['cleanup']:
+        if self.digest_ids and self.params.get('keep_previous'):
             self._keep_old_images(decisions, refs)
         pulled = pull_all(self.api, [ref for ref in refs.values() if str(ref) not in built], self.params['pull'])
         pulled.update(pull_all(self.api, [ref for ref in refs.values() if str(ref) in built], 'never'))

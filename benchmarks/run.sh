@@ -10,8 +10,9 @@
 # floor, a playbook and a naive per-container loop; also writes
 # docs/performance-check-scaling.svg), then benchmarks/bench_fleet.py (the
 # patch playbook over 4 SSH hosts x 50 containers against one host; it starts
-# the sandbox fleet when it is not running); each prints its tables and writes
-# them into docs/performance.md. BENCH_ONLY=image_age, update, scaling or fleet
+# the sandbox fleet when it is not running), then benchmarks/bench_registry.py (the
+# registry requests a check of 40 multi-platform tags makes); each prints its tables and writes
+# them into docs/performance.md. BENCH_ONLY=image_age, update, scaling, fleet or registry
 # runs one of them. Arguments go to each benchmark (e.g.
 # --runs 3, --no-docs; --images/--per-image mean different set-ups to each, so
 # pass them with BENCH_ONLY). BENCH_PROFILE=1 also profiles one module run with
@@ -25,8 +26,8 @@ sandbox="python3 $repo/tests/sandbox/sandbox.py"
 [[ -x $python ]] || { echo "bench: $python is missing; run make venv" >&2; exit 1; }
 only=${BENCH_ONLY:-}
 case $only in
-    ''|image_age|update|scaling|fleet) ;;
-    *) echo "bench: BENCH_ONLY must be image_age, update, scaling or fleet, not $only" >&2; exit 2 ;;
+    ''|image_age|update|scaling|fleet|registry) ;;
+    *) echo "bench: BENCH_ONLY must be image_age, update, scaling, fleet or registry, not $only" >&2; exit 2 ;;
 esac
 
 running=$($sandbox info | python3 -c 'import json,sys; r=json.load(sys.stdin)["running"]; print(int(r["engine"] and r["registry"]))')
@@ -59,7 +60,7 @@ if [[ ${BENCH_PROFILE:-0} == 1 ]]; then
     args+=(--profile "$profile_venv/bin/python")
 fi
 
-for bench in image_age update scaling fleet; do
+for bench in image_age update scaling fleet registry; do
     [[ -z $only || $only == "$bench" ]] || continue
     "$python" "benchmarks/bench_$bench.py" "${args[@]}" || { rc=$?; ((status != 0)) || status=$rc; }
 done

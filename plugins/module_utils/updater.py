@@ -122,6 +122,7 @@ class Updater(object):
         self.engine = None
         self._registry = None
         self._old_images = {}
+        self._summaries = []
 
     @property
     def registry(self):
@@ -151,6 +152,7 @@ class Updater(object):
         summaries = self.api.containers(all=True)
         selected = select_containers(summaries, self.params['containers'], self.client.docker_host)
         inspects = [self.api.inspect_container(summary['Id']) for summary in selected]
+        self._summaries = summaries
         decisions = self._decide(inspects)
         to_swap = [decision for decision in decisions.values() if 'result' not in decision]
         results = OrderedDict()
@@ -288,7 +290,7 @@ class Updater(object):
     def _decide_from_pull(self, decisions, refs):
         # Tags built on this host (image_rebuild) are recreated on the local tag, never pulled.
         built = self._built_here(refs.values())
-        if self.digest_ids and self.params.get('keep_previous'):
+        if self.digest_ids:
             self._keep_old_images(decisions, refs)
         pulled = pull_all(self.api, [ref for ref in refs.values() if str(ref) not in built], self.params['pull'])
         pulled.update(pull_all(self.api, [ref for ref in refs.values() if str(ref) in built], 'never'))
@@ -337,10 +339,14 @@ class Updater(object):
         return checked.changed is False
 
     def _keep_old_images(self, decisions, refs):
-        """Tag each image about to be superseded, so that the pull does not take it out of the store."""
+        """Under the containerd image store, tag the images the pull would take out of the store but that are
+        still wanted: by ``keep_previous`` (for rollback_containers), or by a container this run does not update."""
+        updating = set(decisions[name]['inspect']['Id'] for name in refs)
+        still_used = set(s.get('ImageID') for s in self._summaries if s['Id'] not in updating)
         for name in refs:
             old_id = decisions[name]['old_image_id']
-            if self._old_images.get(old_id) is not None:
+            wanted = self.params.get('keep_previous') or old_id in still_used
+            if wanted and self._old_images.get(old_id) is not None:
                 try:
                     self.api.tag(old_id, KEEP_REPOSITORY, keep_tag(old_id), force=True)
                 except (DockerException, RequestException):
@@ -494,6 +500,11 @@ class Updater(object):
         else:
             candidates |= superseded
         in_use = set(s.get('ImageID') for s in self.api.containers(all=True))
+        if self.digest_ids:
+            # images kept under patchops-previous that nothing needs any more (whatever run kept them)
+            for image in self.api.images(name=KEEP_REPOSITORY):
+                if image['Id'] not in in_use:
+                    candidates.add(image['Id'])
         for image_id in candidates - in_use - set(kept):
             try:
                 if self.digest_ids:

@@ -161,6 +161,8 @@ def plan_platform_checks(records, inventory_images, remote_digests, platform_of,
         key = (str(ref), record['image_id'])
         if key not in pending:
             config_id = record['image_id'] if image is not None and ids_are_configs else None
+            if config_id:
+                known.discard(config_id)  # a config digest names no manifest: asking for one is a wasted GET
             pending[key] = (ref, remote.digest, frozenset(known), platform_of(record['image_id']), config_id)
     return pending
 

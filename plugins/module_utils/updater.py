@@ -264,8 +264,8 @@ class Updater(object):
             if found is not None and not found.error and \
                     found.digest not in known_digests(record, ref, decision['old_image_id']):
                 config_id = None if self.digest_ids or image is None else decision['old_image_id']
-                checked = check_platform(self.registry, ref, found.digest,
-                                         known_digests(record, ref, decision['old_image_id']), platform, config_id)
+                known = known_digests(record, ref, decision['old_image_id']) - set([config_id])
+                checked = check_platform(self.registry, ref, found.digest, known, platform, config_id)
             update, reason, digest, error = classify(ref, record, decision['old_image_id'], local.get('Id'),
                                                      found, True, checked, platforms.format_platform(platform))
             decision['new_image_id'] = local.get('Id') if local.get('Id') != decision['old_image_id'] else None

@@ -7,6 +7,7 @@ the Docker SDK reads. They must never show in a result or in Ansible's output.
 """
 import base64
 import json
+import os
 import re
 
 import pytest
@@ -145,4 +146,39 @@ def test_container_update_without_credentials_changes_nothing(docker_host, auth_
     assert running['State']['Running'] is True
     assert _entry(result, outdated['name'])['action'] in ('failed', 'unchanged', 'skipped'), result
     assert 'Traceback' not in result.stdout + result.stderr
+    _assert_no_secret(result, auth_registry)
+
+
+@pytest.fixture
+def credential_helper(auth_registry, tmp_path):
+    """A DOCKER_CONFIG whose credentials for the auth registry come from a credential helper, as with Docker's
+    ``credHelpers`` (docker-credential-<name> on PATH, asked with ``get`` and the registry on stdin), not from
+    ``auths``. The helper records that it was asked."""
+    config = tmp_path / 'helper-config'
+    config.mkdir()
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    asked = tmp_path / 'asked'
+    helper = bin_dir / 'docker-credential-patchopstest'
+    helper.write_text('#!/bin/sh\n'
+                      '[ "$1" = get ] || exit 1\n'
+                      'read -r server\n'
+                      'echo "$server" >> %s\n'
+                      'printf \'{"ServerURL": "%%s", "Username": "%s", "Secret": "%s"}\\n\' "$server"\n'
+                      % (asked, auth_registry['user'], auth_registry['password']))
+    helper.chmod(0o755)
+    (config / 'config.json').write_text(json.dumps({'credHelpers': {auth_registry['registry']: 'patchopstest'}}))
+    return {'DOCKER_CONFIG': str(config), 'PATH': '%s:%s' % (bin_dir, os.environ['PATH']), 'asked': asked}
+
+
+def test_credentials_from_a_credential_helper(docker_host, auth_registry, credential_helper, outdated):
+    env = dict((k, v) for k, v in credential_helper.items() if k != 'asked')
+
+    result = run_module('image_age_info', {'docker_host': docker_host, 'containers': [outdated['name']]},
+                        env=env, verbosity=3)
+
+    assert not result.failed, result
+    entry = _entry(result, outdated['name'])
+    assert entry['update_available'] is True, entry
+    assert auth_registry['registry'] in credential_helper['asked'].read_text()
     _assert_no_secret(result, auth_registry)

@@ -1,7 +1,7 @@
 """The rules of image_age: small literal fixtures, no daemon."""
 import pytest
 
-from ansible_collections.patchops.docker.plugins.module_utils import image_age
+from ansible_collections.patchops.docker.plugins.module_utils import image_age, registry
 from ansible_collections.patchops.docker.plugins.module_utils.image_ref import parse
 from ansible_collections.patchops.docker.plugins.module_utils.registry import RemoteDigest
 
@@ -175,3 +175,61 @@ class TestPlanAndSummaries:
         assert image_age.parse_reference('nginx', IMG_OLD) == parse('nginx')
         assert image_age.parse_reference(IMG_OLD, IMG_OLD) is None
         assert image_age.parse_reference('', IMG_OLD) is None
+
+
+class TestPlatforms:
+    """A multi-platform tag: the registry's answer for the container's platform decides."""
+
+    REF = REPO + ':1.25'
+    AMD64 = ('linux', 'amd64', None)
+
+    def entry(self, check):
+        img = image(IMG_OLD, digests=[REPO + '@' + D1])
+        return image_age.assess_container(record(), img, {self.REF: IMG_OLD},
+                                          {self.REF: RemoteDigest(self.REF, D2, None)}, NOW, 30, 7, True,
+                                          {(self.REF, IMG_OLD): check}, 'linux/amd64')
+
+    def test_moved_for_other_platforms_only(self):
+        entry = self.entry(registry.PlatformCheck(False, D1, 'only other platforms changed', None))
+        assert (entry['update_available'], entry['reason']) == (
+            False, 'tag 1.25 moved for other platforms only; the linux/amd64 image is unchanged')
+        assert entry['remote_digest'] == D2 and entry['platform'] == 'linux/amd64'
+
+    def test_this_platform_moved(self):
+        entry = self.entry(registry.PlatformCheck(True, D2, 'the linux/amd64 image changed', None))
+        assert (entry['update_available'], entry['reason']) == (True, 'registry has a newer image for tag 1.25')
+
+    def test_no_image_for_this_platform_is_unknown_with_the_sentence(self):
+        error = 'registry.example.com:5000: tag 1.25 has no image for linux/amd64 (it has linux/arm64/v8)'
+        entry = self.entry(registry.PlatformCheck(None, None, None, error))
+        assert entry['update_available'] is None
+        assert entry['reason'] == 'registry error: ' + error and entry['error'] == error
+
+    def test_an_image_gone_from_the_store_is_reported_without_an_age(self):
+        rec = record()
+        entry = image_age.assess_container(rec, None, {self.REF: IMG_NEW}, {}, NOW, 30, 7, False)
+        assert (entry['update_available'], entry['reason']) == (True, 'running image is older than local tag')
+        assert entry['image_age_days'] is None and entry['image_created'] is None
+        alone = image_age.assess_container(rec, None, {}, {}, NOW, 30, 7, False)
+        assert alone['update_available'] is None
+        assert alone['reason'] == 'the image it runs is no longer in the image store, and tag 1.25 names no other image here'
+
+    def test_gone_from_the_store_but_the_same_image_for_this_platform(self):
+        check = registry.PlatformCheck(False, D1, 'only other platforms changed', None)
+        entry = image_age.assess_container(record(), None, {self.REF: IMG_NEW},
+                                           {self.REF: RemoteDigest(self.REF, D2, None)}, NOW, 30, 7, True,
+                                           {(self.REF, IMG_OLD): check}, 'linux/amd64')
+        assert entry['update_available'] is False
+
+    def test_only_containers_whose_tag_moved_are_checked_and_a_config_id_is_never_asked_for(self):
+        moved = record(name='moved')
+        current = record(name='current', reference=REPO + ':2', image_id=IMG_NEW)
+        images = {IMG_OLD: image(IMG_OLD, digests=[REPO + '@' + D1]),
+                  IMG_NEW: image(IMG_NEW, digests=[REPO + '@' + D2])}
+        remote = {self.REF: RemoteDigest(self.REF, D2, None), REPO + ':2': RemoteDigest(REPO + ':2', D2, None)}
+        pending = image_age.plan_platform_checks([moved, current], images, remote, lambda _id: self.AMD64, True)
+        assert list(pending) == [(self.REF, IMG_OLD)]
+        ref, digest, known, platform, config_id = pending[(self.REF, IMG_OLD)]
+        assert (str(ref), digest, known, platform, config_id) == (self.REF, D2, frozenset([D1]), self.AMD64, IMG_OLD)
+        digest_ids = image_age.plan_platform_checks([moved], images, remote, lambda _id: self.AMD64, False)
+        assert digest_ids[(self.REF, IMG_OLD)][2] == frozenset([D1, IMG_OLD]), 'containerd store: the ID is a digest'

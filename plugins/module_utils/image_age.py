@@ -167,7 +167,8 @@ def plan_platform_checks(records, inventory_images, remote_digests, platform_of,
     return pending
 
 
-def classify(ref, image, running_id, local_tag_id, remote, check_registry, platform_check=None, platform=None):
+def classify(ref, image, running_id, local_tag_id, remote, check_registry, platform_check=None, platform=None,
+             unlisted_is_local=False):
     """Decide ``(update_available, reason, remote_digest, error)`` for one container.
 
     ``ref`` is the parsed reference (None: created from an image ID), ``image``
@@ -175,6 +176,8 @@ def classify(ref, image, running_id, local_tag_id, remote, check_registry, platf
     the image the tag names locally now, ``remote`` the registry answer for the
     tag (or None), ``platform_check`` what the registry's index holds for the
     container's ``platform`` (text) when the tag's digest is not one the image is known by.
+    ``unlisted_is_local``: a tag its registry does not have is a local build (the containerd image
+    store gives every image a repo digest, so the image alone cannot say that it was never pushed).
     """
     if ref is None:
         return False, REASON_IMAGE_ID, None, None
@@ -194,6 +197,8 @@ def classify(ref, image, running_id, local_tag_id, remote, check_registry, platf
             return None, REASON_IMAGE_GONE % ref.tag, None, None
         return None, REASON_NOT_CHECKED, None, None
     if remote.error:
+        if unlisted_is_local and remote.missing and image is not None:
+            return False, REASON_BUILT_LOCALLY, None, None
         return None, REASON_REGISTRY_ERROR % remote.error, None, remote.error
     if has_digest(image, ref, remote.digest, running_id):
         return False, REASON_CURRENT % ref.tag, remote.digest, None
@@ -206,7 +211,7 @@ def classify(ref, image, running_id, local_tag_id, remote, check_registry, platf
 
 
 def assess_container(record, image, local_tags, remote_digests, now, max_age_days, max_age_days_exposed,
-                     check_registry=True, platform_checks=None, platform=None):
+                     check_registry=True, platform_checks=None, platform=None, unlisted_is_local=False):
     """The report entry for one container; ``platform`` is its image's, as text (``linux/amd64``)."""
     ref = parse_reference(record['reference'], record['image_id'])
     key = str(ref) if ref is not None else None
@@ -214,7 +219,7 @@ def assess_container(record, image, local_tags, remote_digests, now, max_age_day
     platform_check = (platform_checks or {}).get((key, record['image_id']))
     update, reason, remote_digest, error = classify(
         ref, image, record['image_id'], local_tag_id, remote_digests.get(key), check_registry, platform_check,
-        platform)
+        platform, unlisted_is_local)
     created = (image or {}).get('created') or 0
     exposed = is_exposed(record)
     days = age_days(created, now) if created else None

@@ -328,6 +328,7 @@ class Rebuilder(object):
             previous = (recorded.get(reference) or {}).get('digest')
             if kind == REGISTRY and not error and self._same_for_platform(reference, previous, current):
                 current = previous
+            base = compare_base(reference, kind, recorded.get(reference), current, error)
             if reference in rebuilt_here:
                 base.update(moved=True, rebuilt=True)
             bases.append(base)

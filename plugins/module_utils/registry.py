@@ -47,8 +47,8 @@ from ansible_collections.patchops.docker.plugins.module_utils.client import (
     short_reason,
 )
 
-RemoteDigest = namedtuple('RemoteDigest', ['reference', 'digest', 'error', 'media_type'])
-RemoteDigest.__new__.__defaults__ = (None,)
+RemoteDigest = namedtuple('RemoteDigest', ['reference', 'digest', 'error', 'media_type', 'missing'])
+RemoteDigest.__new__.__defaults__ = (None, False)
 # What a look-up found for one platform: changed True/False/None (unknown), the digest of this platform's
 # image in the tag's current index (or of the single manifest), why in a few words, or an error sentence.
 PlatformCheck = namedtuple('PlatformCheck', ['changed', 'platform_digest', 'detail', 'error'])
@@ -130,7 +130,12 @@ _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
 class RegistryError(Exception):
-    """One look-up failed; the message is one clause, without credentials."""
+    """One look-up failed; the message is one clause, without credentials. ``missing``: the registry said it has
+    no such tag or repository (HTTP 404)."""
+
+    def __init__(self, message, missing=False):
+        super(RegistryError, self).__init__(message)
+        self.missing = missing
 
 
 def _errors_text(response):
@@ -344,7 +349,8 @@ class RegistryClient(object):
         response = self._send('HEAD', ref, ref.tag)
         if response.status_code != 200:
             if response.status_code == 404:
-                raise RegistryError('HTTP 404: the registry has no tag %s of %s' % (ref.tag, ref.repository))
+                raise RegistryError('HTTP 404: the registry has no tag %s of %s' % (ref.tag, ref.repository),
+                                    missing=True)
             raise RegistryError(_http_error(response))
         digest = response.headers.get('Docker-Content-Digest')
         media_type = (response.headers.get('Content-Type') or '').split(';')[0].strip()
@@ -420,7 +426,8 @@ def lookup_remote_digest(client, ref):
     try:
         digest, media_type = client.head_tag(ref)
     except RegistryError as exc:
-        return RemoteDigest(reference, None, '%s: %s' % (ref.domain or DOCKER_HUB, redact(str(exc)))[:240])
+        return RemoteDigest(reference, None, '%s: %s' % (ref.domain or DOCKER_HUB, redact(str(exc)))[:240],
+                            None, exc.missing)
     return RemoteDigest(reference, digest, None, media_type)
 
 

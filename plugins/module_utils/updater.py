@@ -267,7 +267,8 @@ class Updater(object):
                 known = known_digests(record, ref, decision['old_image_id']) - set([config_id])
                 checked = check_platform(self.registry, ref, found.digest, known, platform, config_id)
             update, reason, digest, error = classify(ref, record, decision['old_image_id'], local.get('Id'),
-                                                     found, True, checked, platforms.format_platform(platform))
+                                                     found, True, checked, platforms.format_platform(platform),
+                                                     self.digest_ids)
             decision['new_image_id'] = local.get('Id') if local.get('Id') != decision['old_image_id'] else None
             decision['remote_digest'] = digest
             if update is None and error:
@@ -408,8 +409,8 @@ class Updater(object):
             return _entry(name, 'skipped', 'Not recreated because %s was not updated.' % blocked,
                           decision['old_image_id'], image=decision['image'])
         fresh = self.api.inspect_container(inspect['Id'])
-        old_image = self._old_image(decision, fresh.get('Image'), parse_reference(fresh['Config'].get('Image'),
-                                                                                fresh.get('Image')))
+        followed = parse_reference(fresh['Config'].get('Image'), fresh.get('Image'))
+        old_image = self._old_image(decision, fresh.get('Image'), followed)
         if old_image is None:
             return _entry(name, 'failed', 'Nothing was changed: the image it runs (%s) is gone from the image store '
                           'and from its registry, so the settings it inherited from that image cannot be told '

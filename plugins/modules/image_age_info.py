@@ -89,6 +89,8 @@ options:
 notes:
   - A container is compared with the registry by digest. An image that was built on the host and never pushed
     or pulled has no registry digest, is reported as V(image built locally) and is never looked up.
+    Under the containerd image store every image has a registry digest, so the image alone cannot say
+    that it was never pushed: its tag is looked up, and a registry that has no such tag means V(image built locally).
   - Containers pinned to a digest (C(image@sha256:...)) are never due for an update.
 seealso:
   - module: patchops.docker.container_update
@@ -399,7 +401,8 @@ def run(client, params, query, check_mode=False):
         (assess_container(record, images.get(record['image_id']), local_tags, remote, now,
                           params['max_age_days'], params['max_age_days_exposed'], params['check_registry'],
                           checked, platforms.format_platform(inventory.platform_of(record['image_id'], facts.platform,
-                                                                                   inspect=False)))
+                                                                                   inspect=False)),
+                          facts.image_store == engine.STORE_CONTAINERD)
          for record in records),
         key=lambda entry: entry['name'])
     result = dict(

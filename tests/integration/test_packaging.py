@@ -11,12 +11,13 @@ def test_ansible_builder_creates_the_execution_environment_context(tmp_path):
     builder = REPO / '.venv' / 'tools' / 'bin' / 'ansible-builder'
     assert builder.exists(), 'make venv installs ansible-builder into .venv/tools'
 
+    # --container-runtime docker: where podman is installed, ansible-builder would write a Containerfile
     proc = subprocess.run([str(builder), 'create', '-f', 'meta/execution-environment.yml', '--context',
-                           str(tmp_path / 'context')], cwd=str(REPO), capture_output=True, text=True,
+                           str(tmp_path / 'context'), '--container-runtime', 'docker'], cwd=str(REPO), capture_output=True, text=True,
                           timeout=300, check=False)
 
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    build_file = (tmp_path / 'context' / 'Dockerfile').read_text()  # ansible-builder's default runtime is docker
+    build_file = (tmp_path / 'context' / 'Dockerfile').read_text()
     assert 'ansible-galaxy' in build_file
     requirements = (tmp_path / 'context' / '_build' / 'requirements.txt').read_text()
     assert 'docker>=7.0' in requirements

@@ -110,8 +110,8 @@ def _dual_stack_network(w, name):
             continue
         w.networks.append(name)
         return ipaddress.ip_network(subnet), ipaddress.ip_network(subnet6)
-    pytest.fail('no free /24 in %s..%s: the sandbox engine has networks left over' % (STATIC_SUBNETS[0],
-                                                                                       STATIC_SUBNETS[-1]))
+    pytest.fail('no free /24 in %s..%s: the sandbox engine has networks left over'
+                % (STATIC_SUBNETS[0], STATIC_SUBNETS[-1]))
 
 
 def _build_network_cases(w, ref):
@@ -291,8 +291,8 @@ def test_several_networks_keep_addresses_aliases_mac_and_driver_options(world):
     plan = world.plans['multi']
     if _api_144(world.api):
         # one request: every network at create, none connected afterwards, no container-wide MAC address
-        assert sorted(plan.create_body['NetworkingConfig']['EndpointsConfig']) == sorted([world.dual_net,
-                                                                                           world.plain_net])
+        at_create = sorted(plan.create_body['NetworkingConfig']['EndpointsConfig'])
+        assert at_create == sorted([world.dual_net, world.plain_net])
         assert plan.extra_networks == [] and 'MacAddress' not in plan.create_body
         macs = world.multi_macs
     else:

@@ -545,8 +545,8 @@ def compose(*args, version=2, project_dir=None, check=True, env=None, timeout=60
                           check=False)
     out, err = proc.stdout.decode('utf-8', 'replace'), proc.stderr.decode('utf-8', 'replace')
     if check and proc.returncode != 0:
-        raise SandboxError('compose v%d %s failed (exit %d): %s' % (int(version), ' '.join(cmd[1:]), proc.returncode,
-                                                                  err.strip()),
+        raise SandboxError('compose v%d %s failed (exit %d): %s'
+                           % (int(version), ' '.join(cmd[1:]), proc.returncode, err.strip()),
                            cmd=cmd, returncode=proc.returncode, stdout=out, stderr=err)
     return out
 
@@ -1688,8 +1688,8 @@ def _registry_call(method, path, data=None, headers=None, expect=(200,)):
         status, hdrs, body = exc.code, exc.headers, exc.read()
     hdrs = {k.lower(): v for k, v in (hdrs or {}).items()}
     if status not in expect:
-        raise SandboxError('registry: %s %s answered %s: %s' % (method, path.split('?')[0], status,
-                                                               body.decode('utf-8', 'replace')[:500]))
+        raise SandboxError('registry: %s %s answered %s: %s'
+                           % (method, path.split('?')[0], status, body.decode('utf-8', 'replace')[:500]))
     return status, hdrs, body
 
 

@@ -233,3 +233,17 @@ class TestPlatforms:
         assert (str(ref), digest, known, platform, config_id) == (self.REF, D2, frozenset([D1]), self.AMD64, IMG_OLD)
         digest_ids = image_age.plan_platform_checks([moved], images, remote, lambda _id: self.AMD64, False)
         assert digest_ids[(self.REF, IMG_OLD)][2] == frozenset([D1, IMG_OLD]), 'containerd store: the ID is a digest'
+
+
+def test_a_tag_its_registry_does_not_have_is_a_local_build_only_under_the_containerd_store():
+    ref = REPO + ':dev'
+    missing = RemoteDigest(ref, None, 'registry.example.com:5000: HTTP 404: the registry has no tag dev', None, True)
+    img = image(IMG_OLD, digests=[REPO + '@' + IMG_OLD])
+    rec = record(reference=ref)
+    containerd = image_age.assess_container(rec, img, {}, {ref: missing}, NOW, 30, 7, True, None, 'linux/amd64', True)
+    assert (containerd['update_available'], containerd['reason'], containerd['error']) == (False, 'image built locally', None)
+    classic = image_age.assess_container(rec, img, {}, {ref: missing}, NOW, 30, 7, True, None, 'linux/amd64', False)
+    assert classic['update_available'] is None and classic['reason'].startswith('registry error: ')
+    down = RemoteDigest(ref, None, 'registry.example.com:5000: connection refused')
+    unknown = image_age.assess_container(rec, img, {}, {ref: down}, NOW, 30, 7, True, None, 'linux/amd64', True)
+    assert unknown['update_available'] is None, 'an unreachable registry says nothing about where the image came from'

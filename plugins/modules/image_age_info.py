@@ -90,7 +90,8 @@ notes:
   - A container is compared with the registry by digest. An image that was built on the host and never pushed
     or pulled has no registry digest, is reported as V(image built locally) and is never looked up.
     Under the containerd image store every image has a registry digest, so the image alone cannot say
-    that it was never pushed: its tag is looked up, and a registry that has no such tag means V(image built locally).
+    that it was never pushed; there its tag is looked up, and a registry that has no such tag means
+    V(image built locally).
   - Containers pinned to a digest (C(image@sha256:...)) are never due for an update.
 seealso:
   - module: patchops.docker.container_update

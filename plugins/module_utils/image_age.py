@@ -122,9 +122,14 @@ def needs_registry(ref, image):
     """
     if ref is None or ref.digest:
         return False
-    if image is not None and not image.get('repo_digests'):
-        return False  # built locally: the registry cannot know it
-    return True
+    return not built_here(image)
+
+
+def built_here(image):
+    """True for an image built on the host: no repo digest (classic store), or built by image_rebuild."""
+    if image is None:
+        return False
+    return not image.get('repo_digests') or LABEL_BUILD_CONTEXT in (image.get('labels') or {})
 
 
 def plan_lookups(records, inventory_images):
@@ -190,7 +195,7 @@ def classify(ref, image, running_id, local_tag_id, remote, check_registry, platf
             # same image a new ID and took the old ID out of the store
             return False, REASON_OTHER_PLATFORMS % (ref.tag, platform), remote_digest, None
         return True, REASON_LOCAL_TAG_NEWER, remote_digest, None
-    if image is not None and not image.get('repo_digests'):
+    if built_here(image):
         return False, REASON_BUILT_LOCALLY, None, None
     if not check_registry or remote is None:
         if image is None:

@@ -247,3 +247,12 @@ def test_a_tag_its_registry_does_not_have_is_a_local_build_only_under_the_contai
     down = RemoteDigest(ref, None, 'registry.example.com:5000: connection refused')
     unknown = image_age.assess_container(rec, img, {}, {ref: down}, NOW, 30, 7, True, None, 'linux/amd64', True)
     assert unknown['update_available'] is None, 'an unreachable registry says nothing about where the image came from'
+
+
+def test_an_image_image_rebuild_built_is_never_looked_up_whatever_its_repo_digests():
+    ref = REPO + ':1'
+    owned = image(IMG_OLD, digests=[REPO + '@' + IMG_OLD], labels={image_age.LABEL_BUILD_CONTEXT: '/srv/app'})
+    rec = record(reference=ref)
+    assert image_age.plan_lookups([rec], {IMG_OLD: owned}) == set()
+    entry = assess(rec, owned)
+    assert (entry['update_available'], entry['reason']) == (False, 'image built locally')

@@ -11,10 +11,10 @@ def test_ansible_builder_creates_the_execution_environment_context(tmp_path):
     builder = REPO / '.venv' / 'tools' / 'bin' / 'ansible-builder'
     assert builder.exists(), 'make venv installs ansible-builder into .venv/tools'
 
-    # --container-runtime docker: where podman is installed, ansible-builder would write a Containerfile
+    # where podman is installed, ansible-builder would write a Containerfile unless told the file name
     proc = subprocess.run([str(builder), 'create', '-f', 'meta/execution-environment.yml', '--context',
-                           str(tmp_path / 'context'), '--container-runtime', 'docker'], cwd=str(REPO), capture_output=True, text=True,
-                          timeout=300, check=False)
+                           str(tmp_path / 'context'), '--output-filename', 'Dockerfile'],
+                          cwd=str(REPO), capture_output=True, text=True, timeout=300, check=False)
 
     assert proc.returncode == 0, proc.stdout + proc.stderr
     build_file = (tmp_path / 'context' / 'Dockerfile').read_text()

@@ -197,9 +197,16 @@ class RegistryClient(object):
         self._tokens = {}       # (base url, repository) -> Authorization header value
         self._documents = {}    # (domain, path, digest) -> (media type, document)
         self._bases = {}        # domain -> the base URL that answered
+        self._insecure_domains = {}  # domain -> bool
 
     # --- where and how --------------------------------------------------------------------------
     def _insecure(self, domain):
+        """Whether the daemon treats ``domain`` as an insecure registry (worked out once per registry)."""
+        if domain not in self._insecure_domains:
+            self._insecure_domains[domain] = self._is_insecure(domain)
+        return self._insecure_domains[domain]
+
+    def _is_insecure(self, domain):
         index = (self.registry_config.get('IndexConfigs') or {}).get(domain)
         if index is not None and 'Secure' in index:
             return not index['Secure']
@@ -335,8 +342,11 @@ class RegistryClient(object):
                 last_error = RegistryError(_describe_request_error(exc, self.timeout))
                 continue  # an insecure registry may speak plain HTTP: the next base
             except self._requests.exceptions.Timeout as exc:
-                # a registry that does not answer in time would not answer the next base either
-                raise RegistryError(_describe_request_error(exc, self.timeout))
+                last_error = RegistryError(_describe_request_error(exc, self.timeout))
+                if domain == DOCKER_HUB:
+                    continue  # a slow mirror: the next one, or Docker Hub itself
+                # a registry that does not answer in time would not answer over plain HTTP either
+                raise last_error
             except self._requests.RequestException as exc:
                 last_error = RegistryError(_describe_request_error(exc, self.timeout))
                 continue  # the next mirror, Docker Hub itself, or plain HTTP for an insecure registry

@@ -91,7 +91,10 @@ notes:
     or pulled has no registry digest, is reported as V(image built locally) and is never looked up.
     Under the containerd image store every image has a registry digest, so the image alone cannot say
     that it was never pushed; there its tag is looked up, and a registry that has no such tag means
-    V(image built locally).
+    V(image built locally). An image built on the host under a name without a registry host (C(myapp:1))
+    is therefore looked up at Docker Hub, as C(docker.io/library/myapp:1), and if Docker Hub has that tag it
+    is compared with it. Give such images a name under a registry of your own, or leave their containers out
+    with the label C(patchops.docker.enable=false).
   - Containers pinned to a digest (C(image@sha256:...)) are never due for an update.
 seealso:
   - module: patchops.docker.container_update

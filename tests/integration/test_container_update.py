@@ -11,7 +11,10 @@ import pytest
 from conftest import SLEEPER, run_module, sandbox, target_python
 
 # The module side in detail: run once, under the first controller (modules on the oldest target Python).
-pytestmark = [pytest.mark.once, pytest.mark.engines]
+# The tests marked engines (image IDs and digests, pulls, rollback, cleanup, crash recovery) also run on
+# Engine 20.10 and on Engine 26 with the containerd image store; argument checks, hooks, locks and the
+# scheduler do not differ between engines.
+pytestmark = pytest.mark.once
 
 FAST = dict(stable_seconds=1, health_timeout=20)
 
@@ -44,6 +47,7 @@ def names_like(prefix):
     return sorted(n for n in sandbox.docker('ps', '-a', '--format', '{{.Names}}').split() if n.startswith(prefix))
 
 
+@pytest.mark.engines
 def test_update_keeps_the_container_and_takes_what_the_new_image_brings(
         docker_host, state_dir, containers, repo, unique):
     sandbox.publish(repo + ':1', cmd=SLEEPER, env={'MODE': 'old', 'KEEP': 'image'}, labels={'tier': 'old'},
@@ -79,6 +83,7 @@ def test_update_keeps_the_container_and_takes_what_the_new_image_brings(
     assert any(line.startswith('+') and newer['id'] in line for line in diff_lines), result.stdout
 
 
+@pytest.mark.engines
 def test_second_run_is_unchanged(docker_host, state_dir, containers, repo, unique):
     sandbox.publish(repo + ':1', cmd=SLEEPER)
     name = containers.run('idem-' + unique, repo + ':1')
@@ -93,6 +98,7 @@ def test_second_run_is_unchanged(docker_host, state_dir, containers, repo, uniqu
     assert inspect(name)['Id'] == container_id
 
 
+@pytest.mark.engines
 def test_check_mode_pulls_nothing_and_changes_nothing(docker_host, state_dir, containers, repo, unique):
     sandbox.publish(repo + ':1', cmd=SLEEPER)
     name = containers.run('check-' + unique, repo + ':1')
@@ -121,6 +127,7 @@ def test_check_mode_pulls_nothing_and_changes_nothing(docker_host, state_dir, co
     ('slow', dict(healthcheck={'test': 'true', 'interval': 60, 'start_period': 60}),
      'The new container was not healthy within 3 s'),
 ])
+@pytest.mark.engines
 def test_bad_new_image_rolls_back_to_the_same_container(
         docker_host, state_dir, containers, repo, unique, kind, image_options, message):
     sandbox.publish(repo + ':1', cmd=SLEEPER, volumes=['/data'])
@@ -147,6 +154,7 @@ def test_bad_new_image_rolls_back_to_the_same_container(
     assert os.listdir(os.path.join(state_dir, 'journal')) == []
 
 
+@pytest.mark.engines
 def test_without_rollback_the_failed_container_and_the_backup_are_left(
         docker_host, state_dir, containers, repo, unique):
     sandbox.publish(repo + ':1', cmd=SLEEPER)
@@ -165,6 +173,7 @@ def test_without_rollback_the_failed_container_and_the_backup_are_left(
     assert inspect(name)['Id'] != original['Id']
 
 
+@pytest.mark.engines
 def test_dependents_are_recreated_after_what_they_depend_on_and_work(
         docker_host, state_dir, containers, repo, unique):
     sandbox.publish(repo + ':1', cmd=SLEEPER)
@@ -290,6 +299,7 @@ def test_a_hanging_pre_update_hook_skips_its_container_and_the_run_goes_on(
     assert not result.failed, result
 
 
+@pytest.mark.engines
 def test_pull_policies(docker_host, state_dir, containers, repo, unique):
     sandbox.publish(repo + ':1', cmd=SLEEPER)
     name = containers.run('pull-' + unique, repo + ':1')
@@ -323,6 +333,7 @@ def test_min_image_age_defers_fresh_images_and_accepts_older_ones(docker_host, s
     assert entries[seasoned]['action'] == 'updated'
 
 
+@pytest.mark.engines
 def test_cleanup_removes_a_superseded_image_only_when_unused(docker_host, state_dir, containers, repo, unique):
     sandbox.publish(repo + ':1', cmd=SLEEPER)
     sandbox.publish(repo + ':2', cmd=SLEEPER)
@@ -398,6 +409,7 @@ def start_and_kill_at(point, docker_host, state_dir, name):
     proc.wait()
 
 
+@pytest.mark.engines
 @pytest.mark.parametrize('point', ['stopped', 'renamed', 'created', 'started'])
 def test_a_run_killed_mid_swap_is_put_right_by_the_next(docker_host, state_dir, containers, repo, unique, point):
     sandbox.publish(repo + ':1', cmd=SLEEPER, volumes=['/data'])
@@ -429,6 +441,7 @@ def test_a_run_killed_mid_swap_is_put_right_by_the_next(docker_host, state_dir, 
     assert sandbox.docker('exec', name, 'cat', '/data/file').strip() == 'precious'
 
 
+@pytest.mark.engines
 def test_a_run_killed_with_several_swaps_in_flight_is_put_right_by_the_next(
         docker_host, state_dir, containers, repo, unique):
     sandbox.publish(repo + ':1', cmd=SLEEPER, volumes=['/data'])
@@ -478,6 +491,7 @@ def test_a_run_killed_with_several_swaps_in_flight_is_put_right_by_the_next(
         assert sandbox.docker('exec', name, 'cat', '/data/file').strip() == name
 
 
+@pytest.mark.engines
 def test_a_swap_killed_after_its_gate_is_completed_by_the_next_run(docker_host, state_dir, containers, repo, unique):
     # What a kill between the passed health gate and the backup's removal leaves: the new container
     # running under the name, the old one stopped as the backup, the journal entry at stage 'healthy'.
@@ -545,6 +559,7 @@ def test_two_runs_at_once_do_not_interleave(docker_host, state_dir, containers, 
         assert inspect(name)['State']['Running']
 
 
+@pytest.mark.engines
 def test_target_previous_returns_to_the_image_before_the_last_run(docker_host, state_dir, containers, repo, unique):
     sandbox.publish(repo + ':1', cmd=SLEEPER, volumes=['/data'])
     name = containers.run('prev-' + unique, repo + ':1')
@@ -569,6 +584,7 @@ def test_target_previous_returns_to_the_image_before_the_last_run(docker_host, s
     assert by_name(again)[name]['action'] == 'unchanged', 'a rollback is not recorded as a run to roll back'
 
 
+@pytest.mark.engines
 def test_keep_previous_images_are_removed_by_the_next_cleanup_run(docker_host, state_dir, containers, repo, unique):
     sandbox.publish(repo + ':1', cmd=SLEEPER)
     name = containers.run('keepprev-' + unique, repo + ':1')
@@ -586,6 +602,7 @@ def test_keep_previous_images_are_removed_by_the_next_cleanup_run(docker_host, s
     assert second_image in images, 'superseded by this run: kept until the next'
 
 
+@pytest.mark.engines
 def test_a_pull_that_fails_changes_nothing(docker_host, state_dir, containers, repo, unique):
     sandbox.publish(repo + ':1', cmd=SLEEPER)
     name = containers.run('nopull-' + unique, repo + ':1', '-e', 'API_KEY=opensesame')

@@ -61,6 +61,8 @@ def report_actions(report_dir):
     return dict((c['name'], c['action']) for c in host['containers'])
 
 
+# the role, its report and its rollback on every engine kind (keep_previous under the containerd store)
+@pytest.mark.engines
 def test_patch_playbook_updates_then_changes_nothing(play, containers, repo, unique, tmp_path):
     names = outdated(containers, repo, unique)
     skipped = containers.run('optout-%s' % unique, repo + ':1', '--label', 'patchops.docker.enable=false')
@@ -131,6 +133,7 @@ def test_a_wrong_variable_type_is_refused_before_anything_runs(play, containers,
     assert inspect(names[0])['Id'] == before
 
 
+@pytest.mark.engines
 def test_rollback_playbook_returns_to_the_previous_images(play, containers, repo, unique):
     names = outdated(containers, repo, unique)
     first_images = dict((n, inspect(n)['Image']) for n in names)

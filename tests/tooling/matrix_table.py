@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Print the integration matrix: test file x engine, from the JUnit XML files of the runs.
 
-    tests/tooling/matrix_table.py COLUMN=RUN.xml[,RUN.xml...] ...
+    python3 tests/tooling/matrix_table.py COLUMN=RUN.xml[,RUN.xml...] ...
 
 Each argument names a column (an engine, a controller) and the JUnit XML files of the runs that make
 it up (run 1a and 1b together are Engine 26 with the first controller). A cell reads
@@ -42,12 +41,14 @@ def cell(counts):
 def main(argv):
     columns = []
     for arg in argv:
-        title, _, paths = arg.partition('=')
+        title, paths = arg.split('=', 1)
         columns.append((title, outcomes(paths.split(','))))
-    files = sorted(set(name for _, per_file in columns for name in per_file))
-    rows = [['test file'] + [title for title, _ in columns]]
-    rows += [[name] + [cell(per_file.get(name)) for _, per_file in columns] for name in files]
-    totals = ['all'] + [cell(sum(per_file.values(), collections.Counter())) for _, per_file in columns]
+    titles = [column[0] for column in columns]
+    results = [column[1] for column in columns]
+    files = sorted(set(name for per_file in results for name in per_file))
+    rows = [['test file'] + titles]
+    rows += [[name] + [cell(per_file.get(name)) for per_file in results] for name in files]
+    totals = ['all'] + [cell(sum(per_file.values(), collections.Counter())) for per_file in results]
     rows.append(totals)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for n, row in enumerate(rows):

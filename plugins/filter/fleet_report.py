@@ -180,7 +180,7 @@ def _count_rebuilds(rebuilds):
     }
 
 
-def _count_containers(containers, recovered=0):
+def _count_containers(containers, recovered=0, interrupted=0):
     counts = dict((key, 0) for key in CONTAINER_COUNTS)
     counts['containers'] = len(containers)
     for container in containers:
@@ -197,6 +197,7 @@ def _count_containers(containers, recovered=0):
         if container['action'] in ACTIONS:
             counts[container['action']] += 1
     counts['recovered'] = recovered
+    counts['interrupted'] = interrupted
     ages = [c['image_age_days'] for c in containers if c['image_age_days'] is not None]
     counts['oldest_image_age_days'] = max(ages) if ages else None
     return counts
@@ -257,12 +258,15 @@ def _host_entry(name, result):
     containers = [_container_entry(_text(n), checked.get(n, {}), updated.get(n, {}), excluded.get(n), check_mode, update_ran)
                   for n in names]
     containers.sort(key=_container_order)
-    recovered = len(_list(update.get('recovered')))
+    # put right by the check (image_age_info with recover, as the role's update runs ask) or by the update
+    recovered = len(_list(age.get('recovered'))) + len(_list(update.get('recovered')))
+    # left as they were: a check-only run, or another run held the lock
+    interrupted = len(_list(age.get('interrupted')))
     rebuild = _mapping(result.get('rebuild'))
     # the role runs image_rebuild in check mode also when it does not update (report-only runs, tags)
     rebuild_check_mode = check_mode or _truthy(rebuild.get('check_mode'))
     rebuilds = [_rebuild_entry(built, rebuild_check_mode) for built in _list(rebuild.get('images'))]
-    summary = _count_containers(containers, recovered)
+    summary = _count_containers(containers, recovered, interrupted)
     summary.update(_count_rebuilds(rebuilds))
     return {
         'name': name,
@@ -305,10 +309,11 @@ def fleet_report(host_results, run=None):
 
     summary = dict((key, 0) for key in HOST_COUNTS + CONTAINER_COUNTS + REBUILD_COUNTS)
     summary['recovered'] = 0
+    summary['interrupted'] = 0
     summary['hosts'] = len(hosts)
     for host in hosts:
         summary['hosts_' + host['status']] += 1
-        for key in CONTAINER_COUNTS + ('recovered',) + REBUILD_COUNTS:
+        for key in CONTAINER_COUNTS + ('recovered', 'interrupted') + REBUILD_COUNTS:
             summary[key] = summary.get(key, 0) + host['summary'][key]
     ages = [h['summary']['oldest_image_age_days'] for h in hosts if h['summary']['oldest_image_age_days'] is not None]
     summary['oldest_image_age_days'] = max(ages) if ages else None
@@ -467,6 +472,17 @@ def _md_rebuilds(rebuilds):
     return lines + ['']
 
 
+def _recovery_parts(summary):
+    """What a host's run did about swaps a killed run left behind, for the host's line of counts."""
+    parts = []
+    if summary.get('recovered'):
+        parts.append('%d recovered from an interrupted run' % summary['recovered'])
+    if summary.get('interrupted'):
+        parts.append('%d interrupted swap%s waiting to be put right (the next update run does it)' % (
+            summary['interrupted'], '' if summary['interrupted'] == 1 else 's'))
+    return parts
+
+
 def _md_host_counts(summary):
     parts = ['%d containers' % summary.get('containers', 0)]
     for key in ACTIONS + ('stale', 'exposed_stale'):
@@ -474,6 +490,7 @@ def _md_host_counts(summary):
             parts.append('%d %s' % (summary[key], key.replace('_', ' ')))
     if summary.get('oldest_image_age_days') is not None:
         parts.append('oldest image %.1f days' % summary['oldest_image_age_days'])
+    parts.extend(_recovery_parts(summary))
     return _md(', '.join(parts)) + '.'
 
 
@@ -725,8 +742,7 @@ def _host_counts_html(summary):
             parts.append('%d %s' % (summary[key], ACTION_LABELS.get(key, key.replace('_', ' '))))
     if summary.get('oldest_image_age_days') is not None:
         parts.append('oldest image %.1f days' % summary['oldest_image_age_days'])
-    if summary.get('recovered'):
-        parts.append('%d recovered from an interrupted run' % summary['recovered'])
+    parts.extend(_recovery_parts(summary))
     return ' \u00b7 '.join(parts)
 
 

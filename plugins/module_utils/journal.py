@@ -102,6 +102,24 @@ class Journal(object):
         handle.flush()
         self._lock_handle = handle
 
+    def locked_by_another_run(self):
+        """Whether another run holds the host lock now. Opens the lock file read-only and writes nothing."""
+        try:
+            handle = open(os.path.join(self.state_dir, LOCK_FILE), 'r')
+        except (IOError, OSError):
+            return False  # no lock file: no run ever took it
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except (IOError, OSError) as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                return True
+            raise
+        else:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            return False
+        finally:
+            handle.close()
+
     def unlock(self):
         if self._lock_handle is not None:
             fcntl.flock(self._lock_handle.fileno(), fcntl.LOCK_UN)

@@ -17,8 +17,8 @@ description:
   - Each distinct image reference is looked up in its registry once, through the Docker daemon, with up to
     O(concurrency) look-ups at a time. A registry that fails marks only its own containers as unknown
     (RV(containers[].update_available=null)); the module still succeeds.
-  - Read-only, with one exception - a swap left half-done by a killed M(patchops.docker.container_update) run is
-    undone first (see O(state_dir)); only then does the module report C(changed).
+  - Read-only. A swap that a killed M(patchops.docker.container_update) run left half-done is reported under
+    RV(interrupted) and left as it is, unless O(recover=true) asks this module to put it right first.
 author:
   - patchops.docker maintainers (@patchops)
 extends_documentation_fragment:
@@ -26,7 +26,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: The module only reads, so it runs unchanged in check mode.
+    description: The module only reads, so it runs unchanged in check mode (where O(recover) is ignored).
   diff_mode:
     support: none
     description: The module changes nothing, so there is nothing to diff.
@@ -76,11 +76,20 @@ options:
     default: 8
   state_dir:
     description:
-      - The directory where M(patchops.docker.container_update) keeps its journal on the managed node.
-      - When a container_update run was killed in the middle of a swap, this module puts the container back
-        first (RV(recovered)) unless another run holds the lock. It never creates the directory.
+      - The directory where M(patchops.docker.container_update) keeps its journal on the managed node. This
+        module reads it for RV(interrupted) and never creates it.
     type: path
     default: /var/lib/patchops-docker
+  recover:
+    description:
+      - Put right first every swap that a killed M(patchops.docker.container_update) run left behind in
+        O(state_dir), as the next M(patchops.docker.container_update) run would (RV(recovered)), and report
+        C(changed) when one was. A swap that had passed its health gate is completed, any other is undone so
+        that the original container is back under its name.
+      - Never while another run holds the host lock (its swaps are in progress), and never in check mode.
+      - When V(false) (the default) the module changes nothing and lists those swaps under RV(interrupted).
+    type: bool
+    default: false
   query:
     description:
       - A JMESPath expression evaluated over the RV(containers) list; its value is returned as RV(selected).
@@ -131,6 +140,15 @@ EXAMPLES = r'''
     - name: Report images nobody uses any more too
       patchops.docker.image_age_info:
         include_unused_images: true
+
+- name: Put right what a killed container_update run left behind, then report
+  patchops.docker.image_age_info:
+    recover: true
+  register: ages
+
+- name: Say which swaps were put right
+  ansible.builtin.debug:
+    msg: "{{ ages.recovered | map(attribute='name') | list }}"
 '''
 
 RETURN = r'''
@@ -330,11 +348,40 @@ engine:
       sample: linux/amd64
 recovered:
   description:
-    - Containers of an interrupted M(patchops.docker.container_update) run that this run put back, as
-      M(patchops.docker.container_update) reports them. Usually empty.
+    - With O(recover=true), the containers of an interrupted M(patchops.docker.container_update) run that this
+      run put right, as M(patchops.docker.container_update) reports them. Usually empty.
   returned: always
   type: list
   elements: dict
+  sample:
+    - name: web
+      action: restored
+      message: An interrupted swap (stage created) was undone; the original container is back.
+interrupted:
+  description:
+    - The swaps a killed M(patchops.docker.container_update) run left behind and nobody has put right yet
+      (after RV(recovered) with O(recover=true)). The next M(patchops.docker.container_update) run, or this
+      module with O(recover=true), puts them right. Empty while another run holds the lock. Usually empty.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The container's name.
+      type: str
+    stage:
+      description:
+        - How far the swap got. V(stopping) (the old container was being stopped), V(renamed) (it is stopped and
+          carries the backup name), V(created) (a new container exists under the name, maybe started) or
+          V(healthy) (the new container passed its gate; only the backup's removal is left).
+      type: str
+    backup:
+      description: The name the old container carries while the swap is not finished.
+      type: str
+  sample:
+    - name: web
+      stage: created
+      backup: web.patchops-backup
 '''
 
 import time
@@ -354,7 +401,7 @@ from ansible_collections.patchops.docker.plugins.module_utils.image_age import (
 from ansible_collections.patchops.docker.plugins.module_utils.inventory import HostInventory
 from ansible_collections.patchops.docker.plugins.module_utils.query import compile_query
 from ansible_collections.patchops.docker.plugins.module_utils.registry import check_platforms, client_for, lookup_remote_digests
-from ansible_collections.patchops.docker.plugins.module_utils.swap import recover_if_idle
+from ansible_collections.patchops.docker.plugins.module_utils.swap import interrupted_swaps, recover_if_idle
 
 
 def argument_spec():
@@ -367,6 +414,7 @@ def argument_spec():
         include_unused_images=dict(type='bool', default=False),
         concurrency=dict(type='int', default=8),
         state_dir=dict(type='path', default='/var/lib/patchops-docker'),
+        recover=dict(type='bool', default=False),
         query=dict(type='str'),
     ))
 
@@ -384,7 +432,7 @@ def validate(params):
 
 
 def run(client, params, query, check_mode=False):
-    recovered = [] if check_mode else recover_if_idle(client.api, params['state_dir'])
+    recovered = recover_if_idle(client.api, params['state_dir']) if params['recover'] and not check_mode else []
     facts = engine.read(client.api)
     inventory = HostInventory(client.api, client.docker_host)
     records = inventory.containers(params['containers'], params['include_stopped'])
@@ -416,6 +464,7 @@ def run(client, params, query, check_mode=False):
                                 params['include_unused_images']),
         summary=summarize(containers),
         recovered=recovered,
+        interrupted=interrupted_swaps(params['state_dir']),
     )
     if query is not None:
         result['selected'] = query(containers)

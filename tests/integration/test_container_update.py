@@ -520,17 +520,41 @@ def test_a_swap_killed_after_its_gate_is_completed_by_the_next_run(docker_host, 
     assert os.listdir(journal) == []
 
 
-def test_image_age_info_also_puts_a_killed_swap_right(docker_host, state_dir, containers, repo, unique):
+def everything_about(prefix):
+    """Every container whose name starts with ``prefix``: ID, name, state, as the engine lists them."""
+    return sorted(sandbox.docker('ps', '-a', '--no-trunc', '--filter', 'name=' + prefix,
+                                 '--format', '{{.ID}} {{.Names}} {{.State}}').splitlines())
+
+
+@pytest.mark.engines
+def test_image_age_info_reports_a_killed_swap_and_puts_it_right_only_when_asked(
+        docker_host, state_dir, containers, repo, unique):
     sandbox.publish(repo + ':1', cmd=SLEEPER)
     name = containers.run('crash-info-' + unique, repo + ':1')
     containers.names.append(name + '.patchops-backup')
     original_id = inspect(name)['Id']
     sandbox.publish(repo + ':1', cmd=SLEEPER, labels={'v': '2'})
-
     start_and_kill_at('created', docker_host, state_dir, name)
-    result = run_module('image_age_info', dict(docker_host=docker_host, containers=[name], state_dir=state_dir))
+    journal = sorted(os.listdir(os.path.join(state_dir, 'journal')))
+    left = everything_about('crash-info-' + unique)
+    assert len(left) == 2, left  # the new container under the name, the original under the backup name
+    interrupted = [dict(name=name, stage='created', backup=name + '.patchops-backup')]
+
+    # Read-only by default, and in check mode whatever recover says: listed, nothing touched.
+    for check, args in ((False, {}), (True, dict(recover=True))):
+        listed = run_module('image_age_info', dict(docker_host=docker_host, containers=[name], state_dir=state_dir,
+                                                   **args), check=check)
+        assert not listed.failed, listed
+        assert listed['changed'] is False
+        assert (listed['recovered'], listed['interrupted']) == ([], interrupted)
+        assert everything_about('crash-info-' + unique) == left
+        assert sorted(os.listdir(os.path.join(state_dir, 'journal'))) == journal
+
+    result = run_module('image_age_info', dict(docker_host=docker_host, containers=[name], state_dir=state_dir,
+                                               recover=True))
 
     assert not result.failed, result
+    assert result['interrupted'] == []
     assert [(r['name'], r['action']) for r in result['recovered']] == [(name, 'restored')]
     assert result['changed'] is True
     assert names_like('crash-info-' + unique) == [name]

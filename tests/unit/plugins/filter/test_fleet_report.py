@@ -204,8 +204,28 @@ def test_patched_host_lists_exposed_stale_first_then_stale_then_by_name(report):
     assert web1['summary'] == {
         'containers': 4, 'updates_available': 2, 'unknown': 0, 'stale': 2, 'exposed_stale': 1, 'stale_remaining': 0,
         'updated': 2, 'would_update': 0, 'unchanged': 1, 'deferred': 0, 'rolled_back': 0, 'failed': 0,
-        'skipped': 0, 'excluded': 1, 'recovered': 1, 'oldest_image_age_days': 400.0,
+        'skipped': 0, 'excluded': 1, 'recovered': 1, 'interrupted': 0, 'oldest_image_age_days': 400.0,
         'images_rebuilt': 1, 'images_would_rebuild': 0, 'images_rebuild_failed': 0}
+
+
+def test_swaps_a_killed_run_left_are_counted_where_they_were_put_right_or_left():
+    containers = [checked('web', 'shop/web:1', 3.0)]
+    # an update run: the check (image_age_info with recover) put one right, container_update another
+    patched = host_result('h1', 'patched', containers, update=update_result(
+        [], recovered=[{'name': 'db', 'action': 'restored', 'message': 'Put back.'}]))
+    patched['age']['recovered'] = [{'name': 'web', 'action': 'restored', 'message': 'Put back.'}]
+    patched['age']['interrupted'] = []
+    # a check-only run: image_age_info listed two and touched nothing
+    checked_only = host_result('h2', 'checked', containers, check_mode=True)
+    checked_only['age']['interrupted'] = [{'name': 'a', 'stage': 'created', 'backup': 'a.patchops-backup'},
+                                          {'name': 'b', 'stage': 'renamed', 'backup': 'b.patchops-backup'}]
+    report = fleet_report({'h1': patched, 'h2': checked_only})
+    assert (host(report, 'h1')['summary']['recovered'], host(report, 'h1')['summary']['interrupted']) == (2, 0)
+    assert (host(report, 'h2')['summary']['recovered'], host(report, 'h2')['summary']['interrupted']) == (0, 2)
+    assert (report['summary']['recovered'], report['summary']['interrupted']) == (2, 2)
+    waiting = '2 interrupted swaps waiting to be put right (the next update run does it)'
+    assert waiting in fleet_report_markdown(report) and waiting in fleet_report_html(report)
+    assert '2 recovered from an interrupted run' in fleet_report_markdown(report)
 
 
 def test_check_mode_host_would_update_and_updates_nothing(report):

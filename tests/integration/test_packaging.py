@@ -4,23 +4,74 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import yaml
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_ansible_builder_creates_the_execution_environment_context(tmp_path):
-    builder = REPO / '.venv' / 'tools' / 'bin' / 'ansible-builder'
-    assert builder.exists(), 'make venv installs ansible-builder into .venv/tools'
+@pytest.fixture(scope='module')
+def installed(tmp_path_factory):
+    """The collection as a user has it: built into a tarball, installed into a collections path."""
+    tmp = tmp_path_factory.mktemp('installed')
+    galaxy = os.path.join(os.path.dirname(sys.executable), 'ansible-galaxy')
+    build = subprocess.run([galaxy, 'collection', 'build', '--output-path', str(tmp / 'dist'), str(REPO)],
+                           capture_output=True, text=True, timeout=300, check=False)
+    assert build.returncode == 0, build.stdout + build.stderr
+    (tarball,) = (tmp / 'dist').glob('patchops-docker-*.tar.gz')
+    # only the new path counts as installed (the tests' own collections path links this checkout)
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(tmp / 'collections'))
+    install = subprocess.run([galaxy, 'collection', 'install', '--offline', '-p', str(tmp / 'collections'),
+                              str(tarball)], capture_output=True, text=True, timeout=300, check=False, env=env)
+    assert install.returncode == 0, install.stdout + install.stderr
+    assert (tmp / 'collections' / 'ansible_collections' / 'patchops' / 'docker' / 'MANIFEST.json').is_file(), \
+        install.stdout
+    return tarball, tmp / 'collections'
+
+
+def builder():
+    path = REPO / '.venv' / 'tools' / 'bin' / 'ansible-builder'
+    assert path.exists(), 'make venv installs ansible-builder into .venv/tools'
+    return str(path)
+
+
+def test_ansible_builder_reads_what_the_installed_collection_needs(installed):
+    _tarball, collections = installed
+    # what ansible-builder runs inside the EE build on every collection it installed
+    proc = subprocess.run([builder(), 'introspect', '--sanitize', str(collections)],
+                          capture_output=True, text=True, timeout=300, check=False)
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert 'Expected requirements file not present' not in proc.stdout + proc.stderr, proc.stdout
+    found = yaml.safe_load(proc.stdout[proc.stdout.index('python:'):])
+    python = dict((line.split('#')[0].strip(), line) for line in found['python'])
+    assert {'docker>=7.0', 'jmespath'} <= set(python), found
+    assert all('patchops.docker' in line for line in python.values()), found
+    assert any(line.startswith('openssh-client [platform:dpkg]') for line in found['system']), found
+
+
+def test_ansible_builder_writes_the_context_of_an_ee_that_lists_the_tarball(installed, tmp_path):
+    tarball, _collections = installed
+    definition = yaml.safe_load((REPO / 'docs' / 'examples' / 'execution-environment.yml').read_text())
+    (tmp_path / 'requirements.yml').write_text(yaml.safe_dump(
+        {'collections': [{'name': str(tarball), 'type': 'file'}]}))
+    definition['dependencies']['galaxy'] = 'requirements.yml'
+    (tmp_path / 'execution-environment.yml').write_text(yaml.safe_dump(definition))
 
     # where podman is installed, ansible-builder would write a Containerfile unless told the file name
-    proc = subprocess.run([str(builder), 'create', '-f', 'meta/execution-environment.yml', '--context',
-                           str(tmp_path / 'context'), '--output-filename', 'Dockerfile'],
-                          cwd=str(REPO), capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run([builder(), 'create', '-f', 'execution-environment.yml', '--context', 'context',
+                           '--output-filename', 'Dockerfile'],
+                          cwd=str(tmp_path), capture_output=True, text=True, timeout=300, check=False)
 
     assert proc.returncode == 0, proc.stdout + proc.stderr
     build_file = (tmp_path / 'context' / 'Dockerfile').read_text()
-    assert 'ansible-galaxy' in build_file
-    requirements = (tmp_path / 'context' / '_build' / 'requirements.txt').read_text()
-    assert 'docker>=7.0' in requirements
+    assert 'ansible-galaxy' in build_file and 'introspect' in build_file
+    assert (tmp_path / 'context' / '_build' / 'requirements.yml').exists()
+
+
+def test_the_example_ee_names_the_collection():
+    requirements = yaml.safe_load((REPO / 'docs' / 'examples' / 'ee-requirements.yml').read_text())
+    assert [c['name'] for c in requirements['collections']] == ['patchops.docker']
 
 
 def test_the_maintenance_window_example_passes_syntax_check():

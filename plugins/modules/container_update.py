@@ -40,13 +40,21 @@ author:
   - patchops.docker maintainers (@patchops)
 extends_documentation_fragment:
   - patchops.docker.docker
+  - patchops.docker.attributes
+  - patchops.docker.attributes.actiongroup_docker
 attributes:
   check_mode:
     support: full
-    description: Pulls nothing and changes nothing; reports what would be updated from the registry digest.
+    details:
+      - Pulls nothing and changes nothing; reports what would be updated from the registry digest.
   diff_mode:
     support: full
-    description: Shows the old and new image per recreated container.
+    details:
+      - Shows the old and new image per recreated container.
+  idempotent:
+    support: full
+    details:
+      - A second run finds every container on the newest image and reports it V(unchanged).
 options:
   containers:
     description:
@@ -224,6 +232,21 @@ containers:
       description: The post-update hook's command, exit code and output (last 4 KiB), when one ran.
       type: dict
       returned: when a post-update hook ran
+  sample:
+    - name: web
+      action: updated
+      image: registry.example.com/shop/web:1.25
+      old_image_id: sha256:3f1c9a0d5e2b7c4a8f6e1d0b9c8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b0a
+      new_image_id: sha256:8b2e4d6f1a3c5e7b9d0f2a4c6e8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b
+      downtime_seconds: 2.31
+      message: Recreated on the new image.
+    - name: cache
+      action: unchanged
+      image: redis:7.2
+      old_image_id: sha256:5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a3c5e7b9d1f3a5c7e9b1d3f5a7c
+      new_image_id: null
+      downtime_seconds: null
+      message: Already on the newest image.
 summary:
   description: How many containers ended with each action.
   returned: always
@@ -245,6 +268,10 @@ recovered:
     message:
       description: What was done.
       type: str
+  sample:
+    - name: web
+      action: restored
+      message: An interrupted swap (stage created) was undone; the original container is back.
 '''
 
 from ansible.module_utils.basic import AnsibleModule

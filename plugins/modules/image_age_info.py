@@ -23,13 +23,17 @@ author:
   - patchops.docker maintainers (@patchops)
 extends_documentation_fragment:
   - patchops.docker.docker
+  - patchops.docker.attributes
+  - patchops.docker.attributes.actiongroup_docker
+  - patchops.docker.attributes.info_module
 attributes:
   check_mode:
-    support: full
-    description: The module only reads, so it runs unchanged in check mode (where O(recover) is ignored).
-  diff_mode:
-    support: none
-    description: The module changes nothing, so there is nothing to diff.
+    details:
+      - This action does not modify state, and ignores O(recover) in check mode.
+  idempotent:
+    details:
+      - This action does not modify state, unless O(recover=true) finds a swap a killed run left behind; a second
+        run then finds none.
 options:
   containers:
     description:
@@ -236,6 +240,27 @@ containers:
     excluded:
       description: Whether the container carries the label C(patchops.docker.enable=false).
       type: bool
+  sample:
+    - name: web
+      id: 0b8f2c4e6a1d3f5b7c9e1a3d5f7b9c1e3a5d7f9b1c3e5a7d9f1b3c5e7a9d1f3b
+      state: running
+      image: registry.example.com/shop/web:1.25
+      image_id: sha256:3f1c9a0d5e2b7c4a8f6e1d0b9c8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b0a
+      platform: linux/amd64
+      image_created: '2026-10-16T08:12:44Z'
+      image_age_days: 45.2
+      remote_digest: sha256:9e7c5a3f1d9b7e5c3a1f9d7b5e3c1a9f7d5b3e1c9a7f5d3b1e9c7a5f3d1b9e7c
+      update_available: true
+      reason: registry has a newer image for tag 1.25
+      error: null
+      exposed: true
+      max_age_days: 7
+      stale: true
+      labels: {com.docker.compose.project: shop, com.docker.compose.service: web}
+      compose_project: shop
+      compose_service: web
+      build_context: null
+      excluded: false
 images:
   description:
     - One entry per distinct image reference in use (each looked up at most once), sorted by reference.
@@ -289,6 +314,20 @@ images:
       description: Whether an unused image is older than O(max_age_days).
       type: bool
       returned: for unused images
+  sample:
+    - reference: registry.example.com/shop/web:1.25
+      repository: registry.example.com/shop/web
+      tag: '1.25'
+      digest: sha256:1d3f5b7c9e1a3d5f7b9c1e3a5d7f9b1c3e5a7d9f1b3c5e7a9d1f3b5c7e9a1d3f
+      local_image_id: sha256:3f1c9a0d5e2b7c4a8f6e1d0b9c8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b0a
+      remote_digest: sha256:9e7c5a3f1d9b7e5c3a1f9d7b5e3c1a9f7d5b3e1c9a7f5d3b1e9c7a5f3d1b9e7c
+      update_available: true
+      reason: registry has a newer image for tag 1.25
+      in_use: true
+      containers: [web]
+      image_created: '2026-10-16T08:12:44Z'
+      image_age_days: 45.2
+      stale: true
 summary:
   description: Counts over RV(containers).
   returned: always
@@ -323,6 +362,8 @@ selected:
   description: The value of O(query) evaluated over RV(containers).
   returned: when O(query) is set
   type: raw
+  sample:
+    - {name: web, age: 45.2, image: 'registry.example.com/shop/web:1.25'}
 engine:
   description: The container engine of the host.
   returned: always
@@ -346,6 +387,7 @@ engine:
       description: The platform the engine pulls images for.
       type: str
       sample: linux/amd64
+  sample: {version: 26.1.5, api_version: '1.45', image_store: containerd, platform: linux/amd64}
 recovered:
   description:
     - With O(recover=true), the containers of an interrupted M(patchops.docker.container_update) run that this

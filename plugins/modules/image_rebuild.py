@@ -35,13 +35,22 @@ author:
   - patchops.docker maintainers (@patchops)
 extends_documentation_fragment:
   - patchops.docker.docker
+  - patchops.docker.attributes
+  - patchops.docker.attributes.actiongroup_docker
 attributes:
   check_mode:
     support: full
-    description: Builds and pulls nothing; says per image whether it would be rebuilt and why.
+    details:
+      - Builds and pulls nothing; says per image whether it would be rebuilt and why.
   diff_mode:
     support: full
-    description: Shows per rebuilt image the old and new image ID and the base images before and after.
+    details:
+      - Shows per rebuilt image the old and new image ID and the base images before and after.
+  idempotent:
+    support: full
+    details:
+      - A second run finds every base image unchanged and rebuilds nothing, unless O(max_age_days) has
+        passed since the last build.
 options:
   images:
     description:
@@ -215,10 +224,26 @@ images:
       returned: when the image failed
       type: list
       elements: str
+  sample:
+    - name: shop/reports:1
+      reference: shop/reports:1
+      action: rebuilt
+      old_image_id: sha256:7c9e1a3d5f7b9c1e3a5d7f9b1c3e5a7d9f1b3c5e7a9d1f3b5c7e9a1d3f5b7c9e
+      new_image_id: sha256:2a4c6e8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a4c
+      reason: 'Rebuilt: registry has a newer image for base debian:12.'
+      base_images:
+        - reference: debian:12
+          kind: registry
+          previous: sha256:4e6a8c0e2b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a4c6e8b0d2f4a6c8e0b2d4f6a
+          current: sha256:6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a4c6e8b0d2f4a6c8e
+          moved: true
+          error: null
+      build_log: ['Step 1/4 : FROM debian:12', 'Step 2/4 : RUN apt-get update && apt-get -y upgrade']
 changed:
   description: Whether any image was rebuilt (in check mode - would be).
   returned: always
   type: bool
+  sample: true
 '''
 
 from ansible.module_utils.basic import AnsibleModule

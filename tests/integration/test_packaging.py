@@ -1,5 +1,6 @@
 """What AWX and a maintenance window need besides the role: the EE metadata and the example play."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -94,3 +95,46 @@ def test_an_empty_inventory_patches_nothing_and_says_so(tmp_path):
 
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert 'no hosts matched' in (proc.stdout + proc.stderr).lower()
+
+
+@pytest.mark.once
+def test_antsibull_docs_builds_the_docsite(tmp_path):
+    """The collection's docsite as antsibull-docs and Sphinx build it: module pages, the guide, the links."""
+    tools = REPO / '.venv' / 'tools' / 'bin'
+    env = dict(os.environ, PATH='%s:%s' % (os.path.dirname(sys.executable), os.environ['PATH']))
+    lint = subprocess.run([str(tools / 'antsibull-docs'), 'lint-collection-docs', '--plugin-docs', '.'],
+                          cwd=str(REPO / '.build' / 'collections' / 'ansible_collections' / 'patchops' / 'docker'),
+                          env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert lint.returncode == 0 and not lint.stdout.strip(), lint.stdout + lint.stderr
+
+    site = tmp_path / 'site'
+    site.mkdir(mode=0o755)
+    init = subprocess.run([str(tools / 'antsibull-docs'), 'sphinx-init', '--use-current', '--dest-dir', str(site),
+                           'patchops.docker'], env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert init.returncode == 0, init.stdout + init.stderr
+    with open(site / 'conf.py', 'a') as conf:
+        conf.write('\n# offline: no inventories of other docsites (their labels stay unresolved)\n'
+                   'intersphinx_mapping = {}\n')
+    (site / 'rst').mkdir(exist_ok=True)
+    os.chmod(site / 'rst', 0o755)
+    rst = subprocess.run([str(tools / 'antsibull-docs'), '--config-file', str(site / 'antsibull-docs.cfg'),
+                          'collection', '--cleanup', 'everything', '--use-current', '--dest-dir', str(site / 'rst'),
+                          'patchops.docker'], env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert rst.returncode == 0, rst.stdout + rst.stderr
+    html = subprocess.run([str(tools / 'sphinx-build'), '-M', 'html', str(site / 'rst'), str(site / 'build'), '-c',
+                           str(site), '--keep-going'], env=env, capture_output=True, text=True, timeout=600,
+                          check=False)
+
+    assert html.returncode == 0, html.stdout + html.stderr
+    # the only warnings: references to the Ansible docsite, whose inventory this offline build does not load
+    warnings = [line for line in html.stderr.splitlines() if 'WARNING' in line or 'ERROR' in line]
+    ours = [line for line in warnings
+            if not re.search(r"undefined label: '(?!ansible_collections\.patchops\.)[^']+'", line)]
+    assert ours == [], '\n'.join(warnings)
+    pages = site / 'build' / 'html' / 'collections' / 'patchops' / 'docker'
+    for module in ('container_update', 'image_age_info', 'image_rebuild'):
+        page = (pages / ('%s_module.html' % module)).read_text()
+        assert 'group/patchops.docker.docker' in page and 'idempotent' in page.lower(), module
+    guide = (pages / 'docsite' / 'guide.html').read_text()
+    assert 'Patching containers in a maintenance window' in guide
+    assert 'https://example.invalid/patchops/docker/issues' in (pages / 'index.html').read_text()

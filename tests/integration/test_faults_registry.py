@@ -235,15 +235,22 @@ def test_a_connection_dropped_once_mid_layer_is_resumed(world, faults):
     assert 'upstream 206' in outcomes, 'the second try asked for the rest only'
 
 
-def test_the_role_reports_a_pull_cut_off_mid_download(world, faults, tmp_path, unique):
-    """The check sees the newer image, the pull breaks off: the fleet report says so for that container.
+def test_the_role_reports_a_pull_cut_off_mid_download(world, faults, containers, tmp_path, unique):
+    """The check sees the newer image, the pull breaks off: the fleet report says so for that container,
+    and another container of the host, on an image of its own, is patched.
 
     Only the image configuration is cut off: the engine downloads a layer once for every pull that needs
-    it, so a layer cut off for one repository would fail the other container's pull of it too."""
+    it, so a layer cut off for one repository would fail the other container's pull of it too. And the
+    other container is not world.direct: its pull, side by side with the one through the proxy, fetches the
+    same image, and when it lands first the engine has the configuration and skips the cut-off download."""
+    other_ref = world.repo + '-other:1'
+    sandbox.publish(other_ref, cmd=SLEEPER)
+    other = containers.run('other-' + unique, other_ref)
+    sandbox.publish(other_ref, cmd=SLEEPER, labels={'v': '2'})
     faults.set('drop', match='/blobs/' + world.new_image)
     report_dir = tmp_path / 'report'
     extra = dict(patch_containers_docker_host=world.docker_host, patch_containers_state_dir=str(tmp_path / 'role'),
-                 patch_containers_include=['*-%s' % unique], patch_containers_stable_seconds=1,
+                 patch_containers_include=[world.via, other], patch_containers_stable_seconds=1,
                  patch_containers_report_dir=str(report_dir), patch_containers_report_formats=['json'],
                  patch_containers_hosts='localhost')
     proc = run_playbook('patchops.docker.patch_containers', extra_vars=extra)
@@ -257,5 +264,6 @@ def test_the_role_reports_a_pull_cut_off_mid_download(world, faults, tmp_path, u
     via = entries[world.via]
     assert via['action'] == 'failed', via
     assert via['message'].startswith('Nothing was changed: pull failed: ' + PROXY), via
-    assert entries[world.direct]['action'] == 'updated', entries[world.direct]
+    assert entries[other]['action'] == 'updated', entries[other]
+    assert entries[world.direct]['action'] == 'excluded', entries[world.direct]
     world.assert_untouched()

@@ -14,7 +14,7 @@
 # Virtual environments (.venv/NAME), rebuilt only when their requirements change:
 #   core217  Python 3.11, ansible-core 2.17 + tests/requirements.txt  (oldest controller)
 #   core221  Python 3.13, ansible-core 2.21 + tests/requirements.txt  (newest controller)
-#   tools    Python 3.13, tests/requirements-tools.txt (ansible-lint, antsibull-changelog)
+#   tools    Python 3.13, tests/requirements-tools.txt (ansible-lint, antsibull-changelog, ansible-builder, antsibull-docs)
 #   target39 Python 3.9 with docker>=7.0 and jmespath (for query): the module side on the oldest target Python
 #   nosdk    Python 3.9 without the Docker SDK
 

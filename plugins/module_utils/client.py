@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import os
 import re
+import traceback
 
 from urllib.parse import urlsplit
 
@@ -299,4 +300,6 @@ class DockerClient(object):
         except PatchopsError as exc:
             self.module.fail_json(msg=str(exc))
         except (DockerException, RequestException) as exc:
-            self.module.fail_json(msg='Docker API error on %s: %s.' % (self.docker_host, short_reason(exc)))
+            # one sentence for the operator; the traceback for -vvv (Ansible shows `exception` only there)
+            self.module.fail_json(msg='Docker API error on %s: %s.' % (self.docker_host, short_reason(exc)),
+                                  exception=traceback.format_exc())

@@ -26,6 +26,9 @@ import time
 
 from ansible_collections.patchops.docker.plugins.module_utils.errors import PatchopsError
 
+# The state directory on the managed node when none is given: the modules' default. The module docs, the role's
+# defaults and argument spec and the rollback playbook say the same (tests/unit checks that they do).
+DEFAULT_STATE_DIR = '/var/lib/patchops-docker'
 JOURNAL_DIR = 'journal'
 LOCK_FILE = 'lock'
 LAST_RUN_FILE = 'last-run.json'

@@ -279,6 +279,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.patchops.docker.plugins.module_utils.client import DockerClient, docker_argument_spec
 from ansible_collections.patchops.docker.plugins.module_utils.errors import PatchopsError
 from ansible_collections.patchops.docker.plugins.module_utils.updater import Updater, validate
+from ansible_collections.patchops.docker.plugins.module_utils.journal import DEFAULT_STATE_DIR
 
 
 def argument_spec():
@@ -296,7 +297,7 @@ def argument_spec():
         keep_previous=dict(type='bool', default=False),
         target=dict(type='str', choices=['newest', 'previous'], default='newest'),
         run_hooks=dict(type='bool', default=True),
-        state_dir=dict(type='path', default='/var/lib/patchops-docker'),
+        state_dir=dict(type='path', default=DEFAULT_STATE_DIR),
     ))
 
 

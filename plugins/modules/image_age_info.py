@@ -444,6 +444,7 @@ from ansible_collections.patchops.docker.plugins.module_utils.inventory import H
 from ansible_collections.patchops.docker.plugins.module_utils.query import compile_query
 from ansible_collections.patchops.docker.plugins.module_utils.registry import check_platforms, client_for, lookup_remote_digests
 from ansible_collections.patchops.docker.plugins.module_utils.swap import interrupted_swaps, recover_if_idle
+from ansible_collections.patchops.docker.plugins.module_utils.journal import DEFAULT_STATE_DIR
 
 
 def argument_spec():
@@ -455,7 +456,7 @@ def argument_spec():
         max_age_days_exposed=dict(type='int', default=7),
         include_unused_images=dict(type='bool', default=False),
         concurrency=dict(type='int', default=8),
-        state_dir=dict(type='path', default='/var/lib/patchops-docker'),
+        state_dir=dict(type='path', default=DEFAULT_STATE_DIR),
         recover=dict(type='bool', default=False),
         query=dict(type='str'),
     ))

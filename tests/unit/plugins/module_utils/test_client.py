@@ -3,7 +3,8 @@ import requests
 from docker.errors import APIError
 from urllib3.exceptions import ProtocolError
 
-from ansible_collections.patchops.docker.plugins.module_utils.client import lost_connection, short_reason
+from ansible_collections.patchops.docker.plugins.module_utils.client import DockerClient, lost_connection, short_reason
+from ansible_collections.patchops.docker.plugins.module_utils.errors import PatchopsError
 
 
 def api_error(status, explanation):
@@ -49,3 +50,53 @@ def test_an_answer_from_the_daemon_is_not_a_lost_connection():
     assert not lost_connection(api_error(404, 'No such container: web'))
     assert not lost_connection(api_error(500, 'driver failed'))
     assert not lost_connection(ValueError('not a Docker error'))
+
+
+class _Failed(Exception):
+    pass
+
+
+class _Module:
+    """What DockerClient.run needs of an AnsibleModule: fail_json, which ends the module."""
+
+    def __init__(self):
+        self.failed_with = None
+
+    def fail_json(self, **kwargs):
+        self.failed_with = kwargs
+        raise _Failed()
+
+
+def _client(module):
+    client = DockerClient.__new__(DockerClient)  # run() needs no connection
+    client.module, client.docker_host = module, 'unix:///run/x.sock'
+    return client
+
+
+def test_a_docker_error_is_one_sentence_with_the_traceback_kept_for_vvv():
+    module = _Module()
+
+    def work():
+        raise APIError('409 Client Error: Conflict', explanation='the container name is in use')
+
+    try:
+        _client(module).run(work)
+    except _Failed:
+        pass
+    assert module.failed_with['msg'].startswith('Docker API error on unix:///run/x.sock: ')
+    assert module.failed_with['msg'].count('.') >= 1 and '\n' not in module.failed_with['msg']
+    assert 'Traceback (most recent call last)' in module.failed_with['exception']
+    assert 'in work' in module.failed_with['exception']
+
+
+def test_our_own_errors_are_one_sentence_without_a_traceback():
+    module = _Module()
+
+    def work():
+        raise PatchopsError('concurrency must be 1 or more, not 0.')
+
+    try:
+        _client(module).run(work)
+    except _Failed:
+        pass
+    assert module.failed_with == {'msg': 'concurrency must be 1 or more, not 0.'}

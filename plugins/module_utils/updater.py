@@ -112,6 +112,31 @@ def _entry(name, action, message, old_image_id=None, new_image_id=None, image=No
     return entry
 
 
+class Decision(object):
+    """What the run decided for one container: a final ``result`` entry, or what to swap it to.
+
+    ``image`` is the reference the container was created from, ``old_image_id`` the image it runs;
+    a swap takes ``new_image`` (its inspect; ``new_image_id`` its ID), moves the tag back to it first
+    when ``retag`` (a reference) is set, and reports ``remote_digest``. A ``follower`` was not asked
+    for: it is recreated because it shares the network namespace of, or links to, a recreated one.
+    """
+
+    __slots__ = ('name', 'inspect', 'image', 'old_image_id', 'new_image_id', 'new_image', 'retag',
+                 'remote_digest', 'result', 'follower')
+
+    def __init__(self, name, inspect, image, follower=False):
+        self.name = name
+        self.inspect = inspect
+        self.image = image
+        self.old_image_id = inspect.get('Image')
+        self.new_image_id = None
+        self.new_image = None
+        self.retag = None
+        self.remote_digest = None
+        self.result = None
+        self.follower = follower
+
+
 class Updater(object):
     def __init__(self, client, params, check_mode=False):
         self.client = client
@@ -154,19 +179,19 @@ class Updater(object):
         inspects = [self.api.inspect_container(summary['Id']) for summary in selected]
         self._summaries = summaries
         decisions = self._decide(inspects)
-        to_swap = [decision for decision in decisions.values() if 'result' not in decision]
+        to_swap = [decision for decision in decisions.values() if decision.result is None]
         results = OrderedDict()
         if self.check_mode:
             for decision in to_swap:
-                entry = results[decision['name']] = _entry(
-                    decision['name'], 'updated', 'Would be recreated on the newer image (check mode).',
-                    decision['old_image_id'], decision.get('new_image_id'), decision['image'])
-                entry['remote_digest'] = decision.get('remote_digest')
+                entry = results[decision.name] = _entry(
+                    decision.name, 'updated', 'Would be recreated on the newer image (check mode).',
+                    decision.old_image_id, decision.new_image_id, decision.image)
+                entry['remote_digest'] = decision.remote_digest
         else:
             results.update(self._swap_all(to_swap, summaries))
         for name, decision in decisions.items():
-            if 'result' in decision:
-                results[name] = decision['result']
+            if decision.result is not None:
+                results[name] = decision.result
         # Dependencies first (the order the swaps ran in), then the containers left alone.
         containers = list(results.values())
         # A run that updated nothing leaves the record of the last run that did (and the images it
@@ -192,24 +217,24 @@ class Updater(object):
             name = _name(inspect)
             reference = (inspect.get('Config') or {}).get('Image')
             ref = parse_reference(reference, inspect.get('Image'))
-            decision = dict(name=name, inspect=inspect, image=reference, old_image_id=inspect.get('Image'))
+            decision = Decision(name, inspect, reference)
             decisions[name] = decision
             if ref is None:
-                decision['result'] = _entry(name, 'unchanged', 'Created from an image ID; there is no tag to follow.',
-                                            inspect.get('Image'), image=reference)
+                decision.result = _entry(name, 'unchanged', 'Created from an image ID; there is no tag to follow.',
+                                         inspect.get('Image'), image=reference)
             elif ref.digest:
-                decision['result'] = _entry(name, 'unchanged', 'Pinned by digest.', inspect.get('Image'),
-                                            image=reference)
+                decision.result = _entry(name, 'unchanged', 'Pinned by digest.', inspect.get('Image'),
+                                         image=reference)
             elif (inspect.get('HostConfig') or {}).get('AutoRemove'):
-                decision['result'] = _entry(name, 'skipped', 'Started with --rm: Docker deletes it (and its anonymous '
-                                            'volumes) when it stops, so it cannot be kept as a backup; nothing was '
-                                            'changed.', inspect.get('Image'), image=reference)
+                decision.result = _entry(name, 'skipped', 'Started with --rm: Docker deletes it (and its anonymous '
+                                         'volumes) when it stops, so it cannot be kept as a backup; nothing was '
+                                         'changed.', inspect.get('Image'), image=reference)
             else:
                 refs[name] = ref
         for name in refs:
             # Read before anything is pulled: under the containerd image store the pull that moves
             # the tag takes the old image out of the store, and the recreate needs its defaults.
-            old_id = decisions[name]['old_image_id']
+            old_id = decisions[name].old_image_id
             if old_id not in self._old_images:
                 self._old_images[old_id] = self._image(old_id)
         if self.params.get('target') == 'previous':
@@ -226,57 +251,57 @@ class Updater(object):
         for name, ref in refs.items():
             decision = decisions[name]
             previous = last.get(name)
-            if previous is None or previous.get('new_image_id') != decision['old_image_id']:
-                decision['result'] = _entry(name, 'unchanged', 'The last run did not update this container, or it '
-                                            'changed since; nothing to return to.', decision['old_image_id'],
-                                            image=decision['image'])
+            if previous is None or previous.get('new_image_id') != decision.old_image_id:
+                decision.result = _entry(name, 'unchanged', 'The last run did not update this container, or it '
+                                         'changed since; nothing to return to.', decision.old_image_id,
+                                         image=decision.image)
                 continue
             image = self._image(previous['old_image_id'])
             if image is None:
-                decision['result'] = _entry(name, 'failed', 'The previous image %s is no longer on the host; nothing '
-                                            'was changed.' % previous['old_image_id'], decision['old_image_id'],
-                                            image=decision['image'])
+                decision.result = _entry(name, 'failed', 'The previous image %s is no longer on the host; nothing '
+                                         'was changed.' % previous['old_image_id'], decision.old_image_id,
+                                         image=decision.image)
                 continue
-            decision['new_image_id'] = image['Id']
-            decision['new_image'] = image
-            decision['retag'] = ref
+            decision.new_image_id = image['Id']
+            decision.new_image = image
+            decision.retag = ref
             if self.check_mode:
-                decision['remote_digest'] = None
+                decision.remote_digest = None
 
     def _decide_from_registry(self, decisions, refs):
         built = self._built_here(refs.values())
         remote = lookup_remote_digests(self.registry, [str(ref) for ref in refs.values() if str(ref) not in built])
         for name, ref in refs.items():
             decision = decisions[name]
-            image = self._old_images.get(decision['old_image_id'])
+            image = self._old_images.get(decision.old_image_id)
             local = self._image(str(ref)) or {}
             if str(ref) in built:  # built on this host: the local tag is the newest there is
-                decision['new_image_id'] = local.get('Id') if local.get('Id') != decision['old_image_id'] else None
-                decision['remote_digest'] = None
-                if decision['new_image_id'] is None and not self.params['force']:
-                    decision['result'] = _entry(name, 'unchanged', 'Already on the newest local build of its tag.',
-                                                decision['old_image_id'], decision['old_image_id'], decision['image'])
+                decision.new_image_id = local.get('Id') if local.get('Id') != decision.old_image_id else None
+                decision.remote_digest = None
+                if decision.new_image_id is None and not self.params['force']:
+                    decision.result = _entry(name, 'unchanged', 'Already on the newest local build of its tag.',
+                                             decision.old_image_id, decision.old_image_id, decision.image)
                 continue
             record = dict(repo_digests=image.get('RepoDigests') or []) if image is not None else None
             found = remote.get(str(ref))
             platform = platforms.of_image(image, self.engine.platform)
             checked = None
             if found is not None and not found.error and \
-                    found.digest not in known_digests(record, ref, decision['old_image_id']):
-                config_id = None if self.digest_ids or image is None else decision['old_image_id']
-                known = known_digests(record, ref, decision['old_image_id']) - set([config_id])
+                    found.digest not in known_digests(record, ref, decision.old_image_id):
+                config_id = None if self.digest_ids or image is None else decision.old_image_id
+                known = known_digests(record, ref, decision.old_image_id) - set([config_id])
                 checked = check_platform(self.registry, ref, found.digest, known, platform, config_id)
-            update, reason, digest, error = classify(ref, record, decision['old_image_id'], local.get('Id'),
+            update, reason, digest, error = classify(ref, record, decision.old_image_id, local.get('Id'),
                                                      found, True, checked, platforms.format_platform(platform),
                                                      self.digest_ids)
-            decision['new_image_id'] = local.get('Id') if local.get('Id') != decision['old_image_id'] else None
-            decision['remote_digest'] = digest
+            decision.new_image_id = local.get('Id') if local.get('Id') != decision.old_image_id else None
+            decision.remote_digest = digest
             if update is None and error:
-                decision['result'] = _entry(name, 'failed', 'Cannot tell whether a newer image exists: registry error: '
-                                            '%s.' % error, decision['old_image_id'], image=decision['image'])
+                decision.result = _entry(name, 'failed', 'Cannot tell whether a newer image exists: registry error: '
+                                         '%s.' % error, decision.old_image_id, image=decision.image)
             elif not update and not self.params['force']:
-                decision['result'] = _entry(name, 'unchanged', 'Already on the newest image (%s).' % reason,
-                                            decision['old_image_id'], decision['old_image_id'], decision['image'])
+                decision.result = _entry(name, 'unchanged', 'Already on the newest image (%s).' % reason,
+                                         decision.old_image_id, decision.old_image_id, decision.image)
 
     def _built_here(self, refs):
         """The distinct references among ``refs`` whose local image image_rebuild built on this host
@@ -301,28 +326,28 @@ class Updater(object):
             decision = decisions[name]
             outcome = pulled[str(ref)]
             if outcome.error and (outcome.image_id is None or self.params['pull'] == 'always'):
-                decision['result'] = _entry(name, 'failed', 'Nothing was changed: %s.' % outcome.error,
-                                            decision['old_image_id'], image=decision['image'])
+                decision.result = _entry(name, 'failed', 'Nothing was changed: %s.' % outcome.error,
+                                         decision.old_image_id, image=decision.image)
                 continue
-            decision['new_image_id'] = outcome.image_id
-            if outcome.image_id == decision['old_image_id'] and not self.params['force']:
-                decision['result'] = _entry(name, 'unchanged', 'Already on the newest image.',
-                                            decision['old_image_id'], outcome.image_id, decision['image'])
+            decision.new_image_id = outcome.image_id
+            if outcome.image_id == decision.old_image_id and not self.params['force']:
+                decision.result = _entry(name, 'unchanged', 'Already on the newest image.',
+                                         decision.old_image_id, outcome.image_id, decision.image)
                 continue
             new_image = self._image(outcome.image_id)
-            decision['new_image'] = new_image
+            decision.new_image = new_image
             if not self.params['force'] and self._same_for_platform(ref, decision, new_image):
                 platform = platforms.format_platform(platforms.of_image(new_image, self.engine.platform))
-                decision['result'] = _entry(
+                decision.result = _entry(
                     name, 'unchanged', 'Already on the newest image: tag %s moved for other platforms only; the %s '
-                    'image is the same.' % (ref.tag, platform), decision['old_image_id'], decision['old_image_id'],
-                    decision['image'])
+                    'image is the same.' % (ref.tag, platform), decision.old_image_id, decision.old_image_id,
+                    decision.image)
                 continue
             created = iso_to_epoch(new_image.get('Created'))
-            if min_age and outcome.image_id != decision['old_image_id'] and age_days(created, now) < min_age:
-                decision['result'] = _entry(
+            if min_age and outcome.image_id != decision.old_image_id and age_days(created, now) < min_age:
+                decision.result = _entry(
                     name, 'deferred', 'The new image is %.1f days old; min_image_age_days is %d.'
-                    % (age_days(created, now), min_age), decision['old_image_id'], outcome.image_id, decision['image'])
+                    % (age_days(created, now), min_age), decision.old_image_id, outcome.image_id, decision.image)
 
     def _image(self, reference):
         return local_image(self.api, reference)
@@ -331,21 +356,21 @@ class Updater(object):
         """Whether the pulled image is the one the container runs, under another ID (containerd image store)."""
         if not self.digest_ids or new_image is None:
             return False
-        old_image = self._old_images.get(decision['old_image_id'])
+        old_image = self._old_images.get(decision.old_image_id)
         if old_image is not None:
             return same_platform_image(old_image, new_image)
         # Gone from the store before this run: the registry still knows both indexes.
         platform = platforms.of_image(new_image, self.engine.platform)
-        checked = check_platform(self.registry, ref, new_image['Id'], {decision['old_image_id']}, platform)
+        checked = check_platform(self.registry, ref, new_image['Id'], {decision.old_image_id}, platform)
         return checked.changed is False
 
     def _keep_old_images(self, decisions, refs):
         """Under the containerd image store, tag the images the pull would take out of the store but that are
         still wanted: by ``keep_previous`` (for rollback_containers), or by a container this run does not update."""
-        updating = set(decisions[name]['inspect']['Id'] for name in refs)
+        updating = set(decisions[name].inspect['Id'] for name in refs)
         still_used = set(s.get('ImageID') for s in self._summaries if s['Id'] not in updating)
         for name in refs:
-            old_id = decisions[name]['old_image_id']
+            old_id = decisions[name].old_image_id
             wanted = self.params.get('keep_previous') or old_id in still_used
             if wanted and self._old_images.get(old_id) is not None:
                 try:
@@ -376,9 +401,9 @@ class Updater(object):
         names_by_id = dict((s['Id'], primary_name(s)) for s in summaries)
         swapper = Swapper(self.api, self.journal, self.params['health_timeout'], self.params['stable_seconds'],
                           self.params['rollback'], self.params['stop_timeout'], self.params['run_hooks'])
-        planned = dict((d['name'], d) for d in to_swap)
+        planned = dict((d.name, d) for d in to_swap)
         followers = self._followers(planned, names_by_id, summaries)
-        ordered = dependency_order([d['inspect'] for d in list(planned.values()) + followers], names_by_id)
+        ordered = dependency_order([d.inspect for d in list(planned.values()) + followers], names_by_id)
         groups = independent_groups(ordered, names_by_id)
         workers = max(1, min(self.params.get('max_parallel') or 1, len(groups)))
 
@@ -402,33 +427,32 @@ class Updater(object):
     def _swap_one(self, swapper, inspect, planned, names_by_id, renamed, broken):
         """Swap one container; ``renamed`` and ``broken`` carry what its group's earlier swaps did."""
         name = _name(inspect)
-        decision = planned.get(name) or dict(name=name, inspect=inspect, image=inspect['Config'].get('Image'),
-                                             old_image_id=inspect.get('Image'), follower=True)
+        decision = planned.get(name) or Decision(name, inspect, inspect['Config'].get('Image'), follower=True)
         blocked = self._blocked_by(inspect, names_by_id, broken)
         if blocked:
             return _entry(name, 'skipped', 'Not recreated because %s was not updated.' % blocked,
-                          decision['old_image_id'], image=decision['image'])
+                          decision.old_image_id, image=decision.image)
         fresh = self.api.inspect_container(inspect['Id'])
         followed = parse_reference(fresh['Config'].get('Image'), fresh.get('Image'))
         old_image = self._old_image(decision, fresh.get('Image'), followed)
         if old_image is None:
             return _entry(name, 'failed', 'Nothing was changed: the image it runs (%s) is gone from the image store '
                           'and from its registry, so the settings it inherited from that image cannot be told '
-                          'apart from its own.' % fresh.get('Image'), decision['old_image_id'],
-                          image=decision['image'])
-        if decision.get('follower'):
+                          'apart from its own.' % fresh.get('Image'), decision.old_image_id,
+                          image=decision.image)
+        if decision.follower:
             # Created again from the reference it was made from: whatever that names on the host now.
-            new_image = self._image(decision['image']) or old_image
+            new_image = self._image(decision.image) or old_image
         else:
-            new_image = decision.get('new_image') or old_image
-        if decision.get('retag') is not None:
+            new_image = decision.new_image or old_image
+        if decision.retag is not None:
             # The tag names the previous image again, so the container keeps following its tag.
-            ref = decision['retag']
+            ref = decision.retag
             self.api.tag(new_image['Id'], ref.name, ref.tag, force=True)
         plan = plan_recreate(fresh, old_image, new_image, renamed)
         outcome = swapper.swap(fresh, plan)
         message = outcome.message
-        if decision.get('follower'):
+        if decision.follower:
             message = ('Recreated because it shares the network namespace of, or links to, a recreated '
                        'container. ' + message)
         if outcome.action == 'updated':
@@ -438,7 +462,7 @@ class Updater(object):
             broken.add(name)
         return _entry(name, outcome.action, message, fresh.get('Image'),
                       new_image.get('Id') if outcome.action == 'updated' else None,
-                      decision['image'], outcome.downtime, outcome.hooks)
+                      decision.image, outcome.downtime, outcome.hooks)
 
     def _followers(self, planned, names_by_id, summaries):
         """Containers outside the request that break when a planned one is recreated under them.
@@ -474,8 +498,7 @@ class Updater(object):
                 return found
             for inspect in more:
                 names.add(_name(inspect))
-                found.append(dict(name=_name(inspect), inspect=inspect, image=inspect['Config'].get('Image'),
-                                  old_image_id=inspect.get('Image'), follower=True))
+                found.append(Decision(_name(inspect), inspect, inspect['Config'].get('Image'), follower=True))
 
     def _blocked_by(self, inspect, names_by_id, broken):
         for dep, hard in dependencies(inspect, names_by_id).items():

@@ -10,11 +10,11 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.patchops.docker.plugins.filter.fleet_report import (
     FilterModule,
-    _bin_width,
     fleet_report,
     fleet_report_html,
     fleet_report_markdown,
 )
+from ansible_collections.patchops.docker.plugins.plugin_utils.fleet_report_html import _bin_width
 
 # Values planted where a module result can carry them; none may reach any of the three outputs.
 SECRETS = ('LABEL-SECRET-9f2c', 'ENV-SECRET-77aa', 'HOOK-SECRET-31d0', 'RUN-SECRET-c0de', 'hunter2',

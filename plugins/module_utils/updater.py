@@ -101,6 +101,12 @@ def validate(params):
         raise InvalidOption('pull must be one of %s.' % ', '.join(PULL_POLICIES))
 
 
+# What an image says of its own version (the OCI image spec's annotations, set as labels by most builds).
+LABEL_OCI_VERSION = 'org.opencontainers.image.version'
+LABEL_OCI_REVISION = 'org.opencontainers.image.revision'
+LABEL_OCI_SOURCE = 'org.opencontainers.image.source'
+
+
 def _name(inspect):
     return (inspect.get('Name') or '').lstrip('/')
 
@@ -194,6 +200,7 @@ class Updater(object):
                 results[name] = decision.result
         # Dependencies first (the order the swaps ran in), then the containers left alone.
         containers = list(results.values())
+        self._add_versions(containers)  # before the cleanup may remove the old images
         # A run that updated nothing leaves the record of the last run that did (and the images it
         # kept), so that rollback_containers still returns to them.
         if not self.check_mode and any(c['action'] == 'updated' for c in containers):
@@ -208,6 +215,30 @@ class Updater(object):
         return dict(containers=containers, summary=summary, recovered=recovered,
                     changed=bool(summary['updated']) or bool([r for r in recovered if r['action'] != 'failed']),
                     diff=self._diff(containers))
+
+    def _add_versions(self, containers):
+        """Each entry's ``version_before`` / ``version_after``: the OCI version label of the image it ran and of
+        the one it runs now (an update, or in check mode a newer image already on the host), with
+        ``revision_*`` and ``source_*`` where the images set those labels."""
+        labels = {}
+
+        def of(image_id):
+            if not image_id:
+                return {}
+            if image_id not in labels:
+                image = self._old_images.get(image_id) or self._image(image_id)
+                labels[image_id] = ((image or {}).get('Config') or {}).get('Labels') or {}
+            return labels[image_id]
+
+        for entry in containers:
+            before = of(entry.get('old_image_id'))
+            after = of(entry.get('new_image_id')) if entry['action'] == 'updated' else {}
+            entry['version_before'] = before.get(LABEL_OCI_VERSION)
+            entry['version_after'] = after.get(LABEL_OCI_VERSION)
+            for key, label in (('revision', LABEL_OCI_REVISION), ('source', LABEL_OCI_SOURCE)):
+                for side, image_labels in (('before', before), ('after', after)):
+                    if image_labels.get(label):
+                        entry['%s_%s' % (key, side)] = image_labels[label]
 
     def _decide(self, inspects):
         """One decision per container: a final result, or what to swap it to."""

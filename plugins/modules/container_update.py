@@ -224,6 +224,32 @@ containers:
     message:
       description: One or two sentences saying what happened and why.
       type: str
+    version_before:
+      description:
+        - The version the image the container ran says it is (its label C(org.opencontainers.image.version)), or
+          V(null) when the image sets none or is no longer on the host.
+      type: str
+    version_after:
+      description:
+        - The version of the image it runs now, for V(updated) (in check mode, of the newer image when it is already
+          on the host); V(null) otherwise or when the image sets none.
+      type: str
+    revision_before:
+      description: The label C(org.opencontainers.image.revision) of the image it ran (a commit, usually).
+      type: str
+      returned: when that image sets it
+    revision_after:
+      description: The same label of the image it runs now, for V(updated).
+      type: str
+      returned: when that image sets it
+    source_before:
+      description: The label C(org.opencontainers.image.source) of the image it ran (where its source lives).
+      type: str
+      returned: when that image sets it
+    source_after:
+      description: The same label of the image it runs now, for V(updated).
+      type: str
+      returned: when that image sets it
     pre_update:
       description: The pre-update hook's command, exit code and output (last 4 KiB), when one ran.
       type: dict
@@ -240,6 +266,10 @@ containers:
       new_image_id: sha256:8b2e4d6f1a3c5e7b9d0f2a4c6e8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b
       downtime_seconds: 2.31
       message: Recreated on the new image.
+      version_before: 1.25.3
+      version_after: 1.25.4
+      revision_before: 4f2a9c1
+      revision_after: 9b0e3d7
     - name: cache
       action: unchanged
       image: redis:7.2
@@ -247,6 +277,8 @@ containers:
       new_image_id: null
       downtime_seconds: null
       message: Already on the newest image.
+      version_before: '7.2.5'
+      version_after: null
 summary:
   description: How many containers ended with each action.
   returned: always

@@ -45,6 +45,7 @@ ACTION_LABELS = {
 }
 
 # Free text is capped so that one runaway error message cannot swamp the report.
+LABEL_OCI_VERSION = 'org.opencontainers.image.version'
 MAX_TEXT = 1000
 # Up to this many containers the chart draws one bar per container; above it, a histogram.
 MAX_CHART_BARS = 40
@@ -140,6 +141,11 @@ def _container_entry(name, checked, updated, excluded_why, check_mode, update_ra
         'downtime_seconds': _number(updated.get('downtime_seconds'), 2),
         'old_image_id': _text(updated.get('old_image_id')) or _text(checked.get('image_id')),
         'new_image_id': _text(updated.get('new_image_id')),
+        # what changed, in the images' own words: their OCI version labels (the check's labels when the
+        # update step did not report the container)
+        'version_before': _text(updated.get('version_before'))
+        or _text(_mapping(checked.get('labels')).get(LABEL_OCI_VERSION)),
+        'version_after': _text(updated.get('version_after')),
     }
 
 
@@ -380,6 +386,17 @@ def _run_line(report):
 
 
 REBUILD_LABELS = {'rebuilt': 'rebuilt', 'would_rebuild': 'would rebuild', 'unchanged': 'unchanged', 'failed': 'failed'}
+
+
+def version_text(container):
+    """What the container's image says of its version, and what it moved to: ``1.25.3 \u2192 1.25.4``, ``1.25.3``,
+    or '' when its images set no version label."""
+    before, after = container.get('version_before'), container.get('version_after')
+    if before and after and before != after:
+        return '%s \u2192 %s' % (before, after)
+    if after and not before:
+        return '\u2192 %s' % after
+    return before or after or ''
 
 
 def _recovery_parts(summary):

@@ -22,6 +22,7 @@ from ansible_collections.patchops.docker.plugins.plugin_utils.fleet_report_data 
     REBUILD_LABELS,
     _recovery_parts,
     _run_line,
+    version_text,
     _why_not_patched,
 )
 
@@ -58,6 +59,7 @@ th, td { text-align:left; padding:6px 10px; border-bottom:1px solid var(--line);
 th { background:#eef1f5; font-size:12px; text-transform:uppercase; letter-spacing:.03em; color:var(--muted); }
 td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; white-space:nowrap; }
 td.msg { color:#3e4c59; overflow-wrap:anywhere; }
+.ver { color:#52606d; font-size:11.5px; }
 td.img { overflow-wrap:anywhere; font-family:"DejaVu Sans Mono", Menlo, Consolas, monospace; font-size:12.5px; }
 table.containers { table-layout:fixed; }
 table.containers col.c-name { width:17%; } table.containers col.c-img { width:27%; }
@@ -301,6 +303,9 @@ def _container_row(c):
     stale = ('yes' if c.get('stale') else 'no')
     # break long references after a slash or before a tag, not in the middle of a word
     image = _h(c.get('image')).replace('/', '/<wbr>').replace(':', '<wbr>:')
+    if version_text(c):
+        image += '<br><span class="ver" title="the images\' org.opencontainers.image.version">%s</span>' % _h(
+            version_text(c))
     return ('<tr%s><td class="name">%s</td><td class="img">%s</td><td class="num">%s</td><td>%s</td><td>%s</td>'
             '<td>%s</td><td class="msg" title="%s">%s</td></tr>') % (
         ' class="%s"' % ' '.join(classes) if classes else '', name, image,

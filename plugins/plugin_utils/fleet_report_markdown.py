@@ -22,6 +22,7 @@ from ansible_collections.patchops.docker.plugins.plugin_utils.fleet_report_data 
     _recovery_parts,
     _run_line,
     _update_text,
+    version_text,
     _why_not_patched,
 )
 
@@ -92,7 +93,10 @@ def fleet_report_markdown(report):
         for c in containers:
             stale = ('**yes, exposed**' if c.get('exposed') else 'yes') if c.get('stale') else 'no'
             lines.append(_md_row([
-                _md(c.get('name')), _md(c.get('image')), _age_text(c.get('image_age_days')), stale,
+                _md(c.get('name')),
+                _md(c.get('image') + (' (%s)' % version_text(c) if version_text(c) else '')
+                    if c.get('image') else None),
+                _age_text(c.get('image_age_days')), stale,
                 _update_text(c.get('update_available')),
                 _md(ACTION_LABELS.get(c.get('action'), c.get('action') or '-')),
                 _md(c.get('message') or c.get('reason')),

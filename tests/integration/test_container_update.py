@@ -50,14 +50,16 @@ def names_like(prefix):
 @pytest.mark.engines
 def test_update_keeps_the_container_and_takes_what_the_new_image_brings(
         docker_host, state_dir, containers, repo, unique):
-    sandbox.publish(repo + ':1', cmd=SLEEPER, env={'MODE': 'old', 'KEEP': 'image'}, labels={'tier': 'old'},
-                    volumes=['/data'])
+    oci = 'org.opencontainers.image.'
+    sandbox.publish(repo + ':1', cmd=SLEEPER, env={'MODE': 'old', 'KEEP': 'image'},
+                    labels={'tier': 'old', oci + 'version': '1.25.3', oci + 'revision': '4f2a9c1'}, volumes=['/data'])
     name = containers.run('keep-' + unique, repo + ':1', '-e', 'KEEP=user', '-e', 'SECRET_TOKEN=hunter2',
                           '--label', 'owner=ops', '-p', '127.0.0.1::8080', '--restart', 'unless-stopped')
     sandbox.docker('exec', name, 'sh', '-c', 'echo precious > /data/file')
     before = inspect(name)
-    newer = sandbox.publish(repo + ':1', cmd=SLEEPER, env={'MODE': 'new', 'KEEP': 'image'}, labels={'tier': 'new'},
-                            volumes=['/data'])
+    newer = sandbox.publish(repo + ':1', cmd=SLEEPER, env={'MODE': 'new', 'KEEP': 'image'},
+                            labels={'tier': 'new', oci + 'version': '1.25.4', oci + 'revision': '9b0e3d7',
+                                    oci + 'source': 'https://example.invalid/shop/web'}, volumes=['/data'])
 
     result = update(docker_host, state_dir, [name], diff=True)
 
@@ -67,6 +69,10 @@ def test_update_keeps_the_container_and_takes_what_the_new_image_brings(
     assert entry['action'] == 'updated'
     assert entry['new_image_id'] == newer['id'] and entry['old_image_id'] == before['Image']
     assert 0 < entry['downtime_seconds'] < 10
+    # what moved, in the images' own words
+    assert (entry['version_before'], entry['version_after']) == ('1.25.3', '1.25.4')
+    assert (entry['revision_before'], entry['revision_after']) == ('4f2a9c1', '9b0e3d7')
+    assert entry['source_after'] == 'https://example.invalid/shop/web' and 'source_before' not in entry
     after = inspect(name)
     assert after['Id'] != before['Id'] and after['State']['Running']
     env = dict(e.split('=', 1) for e in after['Config']['Env'])

@@ -21,7 +21,7 @@ SECRETS = ('LABEL-SECRET-9f2c', 'ENV-SECRET-77aa', 'HOOK-SECRET-31d0', 'RUN-SECR
            'DIGEST-NOT-IN-REPORT', 'deploy@10.0.0.5')
 
 CONTAINER_KEYS = {'name', 'image', 'image_age_days', 'stale', 'exposed', 'update_available', 'reason', 'action',
-                  'message', 'downtime_seconds', 'old_image_id', 'new_image_id'}
+                  'message', 'downtime_seconds', 'old_image_id', 'new_image_id', 'version_before', 'version_after'}
 
 
 def checked(name, image, age, stale=False, exposed=False, update=False, reason='up to date', **extra):
@@ -196,7 +196,8 @@ def test_patched_host_lists_exposed_stale_first_then_stale_then_by_name(report):
         'name': 'web', 'image': 'registry.example.com/shop/web:1.25', 'image_age_days': 45.2, 'stale': True,
         'exposed': True, 'update_available': True, 'reason': 'registry has a newer image for tag 1.25',
         'action': 'updated', 'message': 'Recreated on the newer image.', 'downtime_seconds': 2.31,
-        'old_image_id': 'sha256:old-web', 'new_image_id': 'sha256:new-web'}
+        'old_image_id': 'sha256:old-web', 'new_image_id': 'sha256:new-web', 'version_before': None,
+        'version_after': None}
     cache, legacy = web1['containers'][2:]
     assert (cache['action'], cache['message'], cache['reason']) == ('unchanged', None, 'up to date')
     assert (legacy['action'], legacy['message']) == ('excluded', 'labelled patchops.docker.enable=false')
@@ -226,6 +227,25 @@ def test_swaps_a_killed_run_left_are_counted_where_they_were_put_right_or_left()
     waiting = '2 interrupted swaps waiting to be put right (the next update run does it)'
     assert waiting in fleet_report_markdown(report) and waiting in fleet_report_html(report)
     assert '2 recovered from an interrupted run' in fleet_report_markdown(report)
+
+
+def test_what_changed_is_told_by_the_images_version_labels():
+    web = checked('web', 'shop/web:1.25', 45.2, stale=True, update=True)
+    web['labels']['org.opencontainers.image.version'] = '1.25.3'
+    cache = checked('cache', 'redis:7.2', 3.0)
+    cache['labels']['org.opencontainers.image.version'] = '7.2.5'
+    done = updated('web', 'updated', 'Recreated on the new image.', 'shop/web:1.25', 2.0, 'sha256:new-web')
+    done.update(version_before='1.25.3', version_after='1.25.4', revision_after='9b0e3d7')
+    report = fleet_report({'h': host_result('h', 'patched', [web, cache], update=update_result([done]))})
+    entries = dict((c['name'], c) for c in host(report, 'h')['containers'])
+    assert (entries['web']['version_before'], entries['web']['version_after']) == ('1.25.3', '1.25.4')
+    # not given to container_update: the version its image says, from the check's labels; nothing moved
+    assert (entries['cache']['version_before'], entries['cache']['version_after']) == ('7.2.5', None)
+    markdown, page = fleet_report_markdown(report), fleet_report_html(report)
+    assert '| web | shop/web:1.25 (1.25.3 \u2192 1.25.4) |' in markdown
+    assert '| cache | redis:7.2 (7.2.5) |' in markdown
+    assert '<span class="ver" title="the images\' org.opencontainers.image.version">1.25.3 \u2192 1.25.4</span>' in page
+    assert '9b0e3d7' not in json.dumps(report), 'only the version labels reach the report'
 
 
 def test_check_mode_host_would_update_and_updates_nothing(report):

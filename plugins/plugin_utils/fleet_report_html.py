@@ -303,9 +303,9 @@ def _container_row(c):
     stale = ('yes' if c.get('stale') else 'no')
     # break long references after a slash or before a tag, not in the middle of a word
     image = _h(c.get('image')).replace('/', '/<wbr>').replace(':', '<wbr>:')
-    if version_text(c):
-        image += '<br><span class="ver" title="the images\' org.opencontainers.image.version">%s</span>' % _h(
-            version_text(c))
+    version = version_text(c)
+    if version:
+        image += '<br><span class="ver" title="the images\' org.opencontainers.image.version">%s</span>' % _h(version)
     return ('<tr%s><td class="name">%s</td><td class="img">%s</td><td class="num">%s</td><td>%s</td><td>%s</td>'
             '<td>%s</td><td class="msg" title="%s">%s</td></tr>') % (
         ' class="%s"' % ' '.join(classes) if classes else '', name, image,

@@ -91,11 +91,11 @@ def fleet_report_markdown(report):
         lines += ['', _md_row(['Container', 'Image', 'Age (d)', 'Stale', 'Update', 'Action', 'Message']),
                   _md_row(['---', '---', '---:', '---', '---', '---', '---'])]
         for c in containers:
+            version = version_text(c)
             stale = ('**yes, exposed**' if c.get('exposed') else 'yes') if c.get('stale') else 'no'
             lines.append(_md_row([
                 _md(c.get('name')),
-                _md(c.get('image') + (' (%s)' % version_text(c) if version_text(c) else '')
-                    if c.get('image') else None),
+                _md('%s (%s)' % (c['image'], version) if c.get('image') and version else c.get('image')),
                 _age_text(c.get('image_age_days')), stale,
                 _update_text(c.get('update_available')),
                 _md(ACTION_LABELS.get(c.get('action'), c.get('action') or '-')),

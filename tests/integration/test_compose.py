@@ -199,7 +199,9 @@ def project(sb, docker_host, compose_cli, api, tmp_path, unique):
 @pytest.fixture
 def project_v2(sb, docker_host, api, tmp_path, unique):
     if sandbox.info().get('compose_v2') is None:
-        pytest.skip('the sandbox offers no Compose v2 on this engine (%s)' % (sandbox.info().get('engine'),))
+        # the sandbox fetches Compose v2 with Engine 26 for every engine kind: missing, the set-up is broken
+        pytest.fail('the sandbox offers no Compose v2 (tests/sandbox/sandbox.py prepare fetches it with Engine 26; '
+                    'engine %s)' % (sandbox.info().get('engine'),))
     ref = '%s/itest/compose2-%s:1' % (sb['registry'], unique)
     made = Project(docker_host, tmp_path / 'project2', 'patchops%s' % unique, ref, version=2)
     made.images.add(sandbox.publish(ref, cmd=SLEEPER, labels={'tier': 'v1'}, env={'MODE': 'v1'})['id'])

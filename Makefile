@@ -36,9 +36,9 @@ CORE221 := ansible-core>=2.21,<2.22
 REQS := tests/requirements.txt
 TOOLS_REQS := tests/requirements-tools.txt
 # Debian packages the tooling runs: shellcheck for ansible-test's shellcheck test, chromium
-# for the fleet report's browser test. (The sandbox script installs what the sandbox needs.)
+# for the fleet report's browser test. (The sandbox, python3 tests/sandbox, installs what it needs.)
 APT_PACKAGES := shellcheck chromium
-SANDBOX := python3 tests/sandbox/sandbox.py
+SANDBOX := python3 tests/sandbox
 
 .PHONY: help collection-link venv apt-packages venv-core217 venv-core221 venv-tools venv-target39 venv-nosdk \
 	lint sanity units build integration test demo bench clean distclean
@@ -124,5 +124,5 @@ clean:
 	rm -rf .build tests/output .ansible
 
 distclean: clean
-	if [[ -f tests/sandbox/sandbox.py ]]; then $(SANDBOX) down --purge; fi
+	if [[ -f tests/sandbox/__main__.py ]]; then $(SANDBOX) down --purge; fi
 	rm -rf $(VENV)

@@ -3,7 +3,7 @@
     python benchmarks/bench_image_age.py [--runs 5] [--no-docs] [--profile PYTHON]
 
 Run by ``make bench`` (``benchmarks/run.sh``) with ``.venv/core217/bin/python``;
-the sandbox (tests/sandbox/sandbox.py) must be up. Other test runs may share
+the sandbox (python3 tests/sandbox up) must be up. Other test runs may share
 its engine, so everything made here is called ``bench-...`` (containers) or
 ``127.0.0.1:5115/bench/...`` (images, registry repositories), carries the
 label ``patchops.bench=image_age``, and is removed again at the end, also after

@@ -4,7 +4,7 @@
                                        [--naive-runs 1] [--no-docs]
 
 Run by ``make bench`` (``benchmarks/run.sh``; ``BENCH_ONLY=scaling`` runs only this) with
-``.venv/core217/bin/python``; the sandbox (tests/sandbox/sandbox.py) must be up. Everything made
+``.venv/core217/bin/python``; the sandbox (python3 tests/sandbox up) must be up. Everything made
 here is called ``bench-scale-...`` (containers) or ``127.0.0.1:5115/bench-scale/...`` (images,
 registry repositories), carries the label ``patchops.bench=scaling``, and is removed again at the
 end, also after a failure.

@@ -3,7 +3,7 @@
     python benchmarks/bench_update.py [--runs 3] [--no-docs] [--profile PYTHON]
 
 Run by ``make bench`` (``benchmarks/run.sh``) with ``.venv/core217/bin/python``
-after bench_image_age.py; the sandbox (tests/sandbox/sandbox.py) must be up.
+after bench_image_age.py; the sandbox (python3 tests/sandbox up) must be up.
 Other test runs share its engine, so everything made here is called
 ``bench-upd-...`` (containers) or ``127.0.0.1:5115/bench-upd/...`` (images,
 registry repositories), carries the label ``patchops.bench=update``, and is

@@ -297,7 +297,7 @@ def sandbox_info():
     """The sandbox's info; BenchError unless it runs and the collection is linked where Ansible finds it."""
     info = sandbox.info()
     if not (info['running']['engine'] and info['running']['registry']):
-        raise BenchError('the sandbox is not running: python3 tests/sandbox/sandbox.py up')
+        raise BenchError('the sandbox is not running: python3 tests/sandbox up')
     link = os.path.join(COLLECTIONS, 'ansible_collections', 'patchops', 'docker')
     if not os.path.isdir(os.path.join(link, 'plugins')):
         raise BenchError('%s must link to the repository (see benchmarks/run.sh)' % link)

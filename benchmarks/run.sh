@@ -21,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 python=$repo/.venv/core217/bin/python
-sandbox="python3 $repo/tests/sandbox/sandbox.py"
+sandbox="python3 $repo/tests/sandbox"
 
 [[ -x $python ]] || { echo "bench: $python is missing; run make venv" >&2; exit 1; }
 only=${BENCH_ONLY:-}

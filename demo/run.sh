@@ -62,4 +62,4 @@ run_step After patchops.docker.image_age_report "$REPORT_DIR/after"
 
 echo
 echo "The fleet report: $REPORT_DIR/patch-report.html (also .md and .json)"
-echo "The sandbox keeps running; stop it with: python3 tests/sandbox/sandbox.py down"
+echo "The sandbox keeps running; stop it with: python3 tests/sandbox down"

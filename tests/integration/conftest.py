@@ -17,7 +17,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / 'tests' / 'sandbox'))
 
-import sandbox  # noqa: E402  (the sandbox script is not a package)
+import sandbox  # noqa: E402  (tests/sandbox/sandbox, a package that is not installed)
 
 _RESULT_START = re.compile(r'^\S+ \| (SUCCESS|CHANGED|FAILED!|UNREACHABLE!) => ', re.M)
 

@@ -103,7 +103,7 @@ def network_with_subnet(api, name):
             if 'overlap' not in str(exc).lower():
                 raise
     pytest.fail('no free /24 in %s..%s for a static address: the sandbox engine has networks left over; '
-                'remove them (python3 tests/sandbox/sandbox.py reset)' % (STATIC_SUBNETS[0], STATIC_SUBNETS[-1]))
+                'remove them (python3 tests/sandbox reset)' % (STATIC_SUBNETS[0], STATIC_SUBNETS[-1]))
 
 
 def build_containers(w, ref, bind_dir):

@@ -173,7 +173,7 @@ def inspect(name):
 def compose_cli():
     if not shutil.which('docker-compose'):
         pytest.fail('docker-compose is not installed: apt-get install docker-compose '
-                    '(tests/sandbox/sandbox.py up installs it when it starts the sandbox)')
+                    '(python3 tests/sandbox up installs it when it starts the sandbox)')
 
 
 @pytest.fixture
@@ -200,7 +200,7 @@ def project(sb, docker_host, compose_cli, api, tmp_path, unique):
 def project_v2(sb, docker_host, api, tmp_path, unique):
     if sandbox.info().get('compose_v2') is None:
         # the sandbox fetches Compose v2 with Engine 26 for every engine kind: missing, the set-up is broken
-        pytest.fail('the sandbox offers no Compose v2 (tests/sandbox/sandbox.py prepare fetches it with Engine 26; '
+        pytest.fail('the sandbox offers no Compose v2 (python3 tests/sandbox prepare fetches it with Engine 26; '
                     'engine %s)' % (sandbox.info().get('engine'),))
     ref = '%s/itest/compose2-%s:1' % (sb['registry'], unique)
     made = Project(docker_host, tmp_path / 'project2', 'patchops%s' % unique, ref, version=2)

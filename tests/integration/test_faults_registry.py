@@ -1,6 +1,6 @@
 """A registry that is down, slow, refuses (401, 429, 500) or drops the connection mid-pull (issue 6, item 2).
 
-The faults come from tests/sandbox/faultproxy.py, a proxy of our own on 127.0.0.1:5119 in front of
+The faults come from tests/sandbox/sandbox/faultproxy.py, a proxy of our own on 127.0.0.1:5119 in front of
 the sandbox registry: the images of the faulty containers are referenced as 127.0.0.1:5119/..., so
 every look-up and pull of them goes through the proxy (each test checks that the daemon really asked
 it), while a container on the same image through 127.0.0.1:5115 shows that the others stay fine.
@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import SLEEPER, run_module, run_playbook, sandbox
-from faultproxy import FaultProxy
+from sandbox.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.once
 

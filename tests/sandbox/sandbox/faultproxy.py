@@ -28,7 +28,7 @@ Standard library only, Python 3.9+. Usage from a test::
         ...
         proxy.set('pass')
 
-From a shell: ``python3 tests/sandbox/faultproxy.py --control /tmp/mode.json`` and write e.g.
+From a shell: ``python3 tests/sandbox/sandbox/faultproxy.py --control /tmp/mode.json`` and write e.g.
 ``{"mode": "slow", "delay": 30}`` into the control file.
 """
 

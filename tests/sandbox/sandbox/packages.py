@@ -1,0 +1,91 @@
+"""The Debian packages the sandbox and the fleet need, installed with apt-get when missing (their services
+kept from starting).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import struct
+import subprocess
+
+from .errors import SandboxError, _say
+from .files import _write
+from .processes import _which
+from .settings import SYS_PATH
+
+
+def _is_static_elf(path):
+    try:
+        with open(path, 'rb') as f:
+            hdr = f.read(64)
+            if hdr[:4] != b'\x7fELF':
+                return False
+            e = '<' if hdr[5] == 1 else '>'
+            if hdr[4] == 2:
+                phoff = struct.unpack(e + 'Q', hdr[32:40])[0]
+                phentsize, phnum = struct.unpack(e + 'HH', hdr[54:58])
+            else:
+                phoff = struct.unpack(e + 'I', hdr[28:32])[0]
+                phentsize, phnum = struct.unpack(e + 'HH', hdr[42:46])
+            f.seek(phoff)
+            for _index in range(phnum):
+                if struct.unpack(e + 'I', f.read(phentsize)[:4])[0] == 3:  # PT_INTERP
+                    return False
+            return True
+    except (OSError, struct.error):
+        return False
+
+
+def _missing_packages():
+    need = []
+    if not all(_which(b) for b in ('dockerd', 'containerd', 'containerd-shim-runc-v2', 'runc')) \
+            or not (shutil.which('docker') or _which('docker')):
+        need.append('docker.io')
+    if not _which('docker-registry'):
+        need.append('docker-registry')
+    if not _is_static_elf('/bin/busybox'):
+        need.append('busybox-static')
+    if not _which('docker-compose'):
+        need.append('docker-compose')
+    if not _which('ip'):
+        need.append('iproute2')
+    return need
+
+
+def _missing_fleet_packages():
+    need = []
+    if not _which('sshd'):
+        need.append('openssh-server')
+    if not (_which('ssh') and _which('ssh-keygen')):
+        need.append('openssh-client')
+    return need
+
+
+def _ensure_packages():
+    _apt_install(_missing_packages(), _missing_packages)
+
+
+def _apt_install(need, still_missing):
+    if not need:
+        return
+    _say('installing missing Debian packages: %s' % ' '.join(need))
+    env = dict(os.environ, DEBIAN_FRONTEND='noninteractive', PATH=os.environ.get('PATH', '') + ':' + SYS_PATH)
+    # keep apt from starting the packages' own services (the machine's default dockerd, a registry on :5000)
+    policy = '/usr/sbin/policy-rc.d'
+    added_policy = not os.path.exists(policy)
+    if added_policy:
+        _write(policy, '#!/bin/sh\n# added by patchops sandbox during apt-get install\nexit 101\n', 0o755)
+    try:
+        for cmd in (['apt-get', 'update'], ['apt-get', 'install', '-y'] + need):
+            proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+            if proc.returncode != 0:
+                raise SandboxError('%s failed:\n%s' % (' '.join(cmd), proc.stdout.decode('utf-8', 'replace')[-4000:]))
+    finally:
+        if added_policy:
+            with contextlib.suppress(OSError):
+                os.unlink(policy)
+    still = still_missing()
+    if still:
+        raise SandboxError('still missing after apt-get install: %s' % ' '.join(still))

@@ -55,8 +55,9 @@ apt-packages:
 		dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -qx 'install ok installed' || echo "$$p"; done); \
 	if [[ -n $$missing ]]; then \
 		echo "apt: installing" $$missing; \
-		apt-get update -qq; \
-		DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		apt-get -o DPkg::Lock::Timeout=600 update -qq; \
+		DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+			--no-install-recommends $$missing >/dev/null; \
 	fi
 
 venv-core217:

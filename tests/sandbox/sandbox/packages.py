@@ -15,6 +15,9 @@ from .files import _write
 from .processes import _which
 from .settings import SYS_PATH
 
+# Wait for another apt-get (another make target, unattended-upgrades) instead of failing at once.
+LOCK_WAIT = '-oDPkg::Lock::Timeout=600'
+
 
 def _is_static_elf(path):
     try:
@@ -78,7 +81,7 @@ def _apt_install(need, still_missing):
     if added_policy:
         _write(policy, '#!/bin/sh\n# added by patchops sandbox during apt-get install\nexit 101\n', 0o755)
     try:
-        for cmd in (['apt-get', 'update'], ['apt-get', 'install', '-y'] + need):
+        for cmd in (['apt-get', LOCK_WAIT, 'update'], ['apt-get', LOCK_WAIT, 'install', '-y'] + need):
             proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
             if proc.returncode != 0:
                 raise SandboxError('%s failed:\n%s' % (' '.join(cmd), proc.stdout.decode('utf-8', 'replace')[-4000:]))

@@ -3,12 +3,20 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The fleet report as Markdown (the ``fleet_report_markdown`` filter): the fleet summary, the hosts not
-patched and why, a table per host."""
+patched and why, a table per host.
+
+This module turns the report into a view model of already formatted values; ``templates/fleet_report.md.j2``
+lays it out."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import functools
+import os
 import re
+from collections import namedtuple
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from ansible_collections.patchops.docker.plugins.plugin_utils.fleet_report_data import (
     ACTION_LABELS,
@@ -26,97 +34,36 @@ from ansible_collections.patchops.docker.plugins.plugin_utils.fleet_report_data 
     _why_not_patched,
 )
 
-
-# --- Markdown ----------------------------------------------------------------------------------
+_TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'templates')
 
 FLEET_COUNTS_MD = ('containers', 'updated', 'would_update', 'rolled_back', 'failed', 'stale', 'exposed_stale',
                    'stale_remaining')
 _MD_SPECIAL = re.compile(r'([\\`*_\[\]<>|&~])')
 
+_NotPatched = namedtuple('_NotPatched', 'name status why')
+_Host = namedtuple('_Host', 'name status engine why counts containers rebuilds')
+# a row of a host's table; the template unpacks it in this order
+_Container = namedtuple('_Container', 'name image age stale update action message')
+_Rebuild = namedtuple('_Rebuild', 'name action reason')
+
 
 def _md(value):
     """Text for a Markdown table cell: one line, every character Markdown or HTML would act on escaped."""
-    text = '' if value is None else str(value)
-    text = ' '.join(text.split())
-    return _MD_SPECIAL.sub(r'\\\1', text)
+    text = ' '.join(('' if value is None else str(value)).split())
+    # most cells hold no such character: searching is much cheaper than substituting nothing
+    return _MD_SPECIAL.sub(r'\\\1', text) if _MD_SPECIAL.search(text) else text
 
 
-def _md_row(cells):
-    return '| ' + ' | '.join(cells) + ' |'
+@functools.lru_cache(maxsize=None)
+def _template():
+    """The Markdown template, loaded once per process."""
+    env = Environment(loader=FileSystemLoader(_TEMPLATES), undefined=StrictUndefined, trim_blocks=True,
+                      lstrip_blocks=True, keep_trailing_newline=True, auto_reload=False)
+    env.filters['md'] = _md
+    return env.get_template('fleet_report.md.j2')
 
 
-def fleet_report_markdown(report):
-    """The report as Markdown: the fleet summary, the hosts not patched and why, a table per host."""
-    report = _checked_report(report, 'fleet_report_markdown')
-    run = report.get('run') or {}
-    check_mode = bool(run.get('check_mode'))
-    summary = report.get('summary') or {}
-    hosts = report.get('hosts') or []
-    lines = ['# Container patch report', '', _md(' \u00b7 '.join(_run_line(report))), '']
-    if check_mode:
-        lines += ['**Check mode:** nothing was changed; "would update" is what a real run would do.', '']
-
-    lines += ['## Fleet summary', '',
-              _md_row(['Hosts', 'Patched', 'Checked', 'Failed', 'Unreachable', 'Skipped']),
-              _md_row(['---:'] * 6),
-              _md_row([str(summary.get(k, 0)) for k in HOST_COUNTS]), '',
-              _md_row(['Containers', 'Updated', 'Would update', 'Rolled back', 'Failed', 'Stale', 'Exposed & stale',
-                       'Still stale', 'Oldest image (d)']),
-              _md_row(['---:'] * 9),
-              _md_row([str(summary.get(k, 0)) for k in FLEET_COUNTS_MD]
-                      + [_age_text(summary.get('oldest_image_age_days')) or '-']), '']
-
-    not_patched = _not_patched(hosts)
-    lines += ['## Hosts not patched', '']
-    if not_patched:
-        lines += [_md_row(['Host', 'Status', 'Why']), _md_row(['---'] * 3)]
-        lines += [_md_row([_md(h.get('name')), _md(h.get('status')), _md(_why_not_patched(h, check_mode))])
-                  for h in not_patched]
-    else:
-        lines.append('None: every host was patched.')
-    lines.append('')
-
-    for host in hosts:
-        lines += ['## %s \u2014 %s' % (_md(host.get('name')), _md(host.get('status'))), '']
-        if host.get('engine'):
-            lines += [_md(engine_text(host['engine'])) + '.', '']
-        why = _why_not_patched(host, check_mode)
-        if why:
-            lines += ['%s' % _md(why), '']
-        containers = host.get('containers') or []
-        if not containers:
-            lines += ['No containers reported.', ''] + _md_rebuilds(host.get('rebuilds') or [])
-            continue
-        lines.append(_md_host_counts(host.get('summary') or {}))
-        lines += ['', _md_row(['Container', 'Image', 'Age (d)', 'Stale', 'Update', 'Action', 'Message']),
-                  _md_row(['---', '---', '---:', '---', '---', '---', '---'])]
-        for c in containers:
-            version = version_text(c)
-            stale = ('**yes, exposed**' if c.get('exposed') else 'yes') if c.get('stale') else 'no'
-            lines.append(_md_row([
-                _md(c.get('name')),
-                _md('%s (%s)' % (c['image'], version) if c.get('image') and version else c.get('image')),
-                _age_text(c.get('image_age_days')), stale,
-                _update_text(c.get('update_available')),
-                _md(ACTION_LABELS.get(c.get('action'), c.get('action') or '-')),
-                _md(c.get('message') or c.get('reason')),
-            ]))
-        lines.append('')
-        lines += _md_rebuilds(host.get('rebuilds') or [])
-    return '\n'.join(lines)
-
-
-def _md_rebuilds(rebuilds):
-    """The table of the host's own images (patch_containers_builds), before its containers; none when empty."""
-    if not rebuilds:
-        return []
-    lines = ['Images built on this host:', '', _md_row(['Image', 'Action', 'Why']), _md_row(['---'] * 3)]
-    lines += [_md_row([_md(r.get('name')), _md(REBUILD_LABELS.get(r.get('action'), r.get('action') or '-')),
-                       _md(r.get('reason'))]) for r in rebuilds]
-    return lines + ['']
-
-
-def _md_host_counts(summary):
+def _host_counts(summary):
     parts = ['%d containers' % summary.get('containers', 0)]
     for key in ACTIONS + ('stale', 'exposed_stale'):
         if summary.get(key):
@@ -124,4 +71,46 @@ def _md_host_counts(summary):
     if summary.get('oldest_image_age_days') is not None:
         parts.append('oldest image %.1f days' % summary['oldest_image_age_days'])
     parts.extend(_recovery_parts(summary))
-    return _md(', '.join(parts)) + '.'
+    return ', '.join(parts)
+
+
+def _container(c):
+    version = version_text(c)
+    return _Container(
+        c.get('name'),
+        '%s (%s)' % (c['image'], version) if c.get('image') and version else c.get('image'),
+        _age_text(c.get('image_age_days')),
+        ('**yes, exposed**' if c.get('exposed') else 'yes') if c.get('stale') else 'no',
+        _update_text(c.get('update_available')),
+        ACTION_LABELS.get(c.get('action'), c.get('action') or '-'),
+        c.get('message') or c.get('reason'))
+
+
+def _host(host, check_mode):
+    containers = host.get('containers') or []
+    return _Host(
+        name=host.get('name'),
+        status=host.get('status'),
+        engine=engine_text(host.get('engine')),
+        why=_why_not_patched(host, check_mode),
+        counts=_host_counts(host.get('summary') or {}) if containers else '',
+        containers=[_container(c) for c in containers],
+        rebuilds=[_Rebuild(r.get('name'), REBUILD_LABELS.get(r.get('action'), r.get('action') or '-'), r.get('reason'))
+                  for r in host.get('rebuilds') or []])
+
+
+def fleet_report_markdown(report):
+    """The report as Markdown: the fleet summary, the hosts not patched and why, a table per host."""
+    report = _checked_report(report, 'fleet_report_markdown')
+    check_mode = bool((report.get('run') or {}).get('check_mode'))
+    summary = report.get('summary') or {}
+    hosts = report.get('hosts') or []
+    return _template().render(
+        run_line=' \u00b7 '.join(_run_line(report)),
+        check_mode=check_mode,
+        host_counts=[str(summary.get(k, 0)) for k in HOST_COUNTS],
+        container_counts=[str(summary.get(k, 0)) for k in FLEET_COUNTS_MD]
+        + [_age_text(summary.get('oldest_image_age_days')) or '-'],
+        not_patched=[_NotPatched(h.get('name'), h.get('status'), _why_not_patched(h, check_mode))
+                     for h in _not_patched(hosts)],
+        hosts=[_host(host, check_mode) for host in hosts])

@@ -49,6 +49,9 @@ from ansible_collections.patchops.docker.plugins.module_utils.registry import (
     client_for,
     lookup_remote_digests,
 )
+from ansible_collections.patchops.docker.plugins.module_utils.snapshot import MODES as SNAPSHOT_MODES
+from ansible_collections.patchops.docker.plugins.module_utils.snapshot import SnapshotError, Snapshots, preflight
+from ansible_collections.patchops.docker.plugins.module_utils.snapshot import wanted as snapshot_wanted
 from ansible_collections.patchops.docker.plugins.module_utils.swap import Swapper, backup_name, recover
 
 ACTIONS = ('updated', 'unchanged', 'deferred', 'rolled_back', 'failed', 'skipped')
@@ -99,6 +102,13 @@ def validate(params):
         raise InvalidOption('target must be one of %s.' % ', '.join(TARGETS))
     if params['pull'] not in PULL_POLICIES:
         raise InvalidOption('pull must be one of %s.' % ', '.join(PULL_POLICIES))
+    if params.get('snapshot', 'none') not in SNAPSHOT_MODES:
+        raise InvalidOption('snapshot must be one of %s.' % ', '.join(SNAPSHOT_MODES))
+    if params.get('snapshot_keep', 1) < 1:
+        raise InvalidOption('snapshot_keep must be 1 or more, not %d.' % params['snapshot_keep'])
+    if params.get('restore_data') and params.get('target', 'newest') != 'previous':
+        raise InvalidOption('restore_data puts back the data of the last run\'s snapshot and only applies with '
+                            'target: previous.')
 
 
 # What an image says of its own version (the OCI image spec's annotations, set as labels by most builds).
@@ -111,9 +121,10 @@ def _name(inspect):
     return (inspect.get('Name') or '').lstrip('/')
 
 
-def _entry(name, action, message, old_image_id=None, new_image_id=None, image=None, downtime=None, hooks=None):
+def _entry(name, action, message, old_image_id=None, new_image_id=None, image=None, downtime=None, hooks=None,
+           snapshot=None):
     entry = dict(name=name, action=action, message=message, image=image, old_image_id=old_image_id,
-                 new_image_id=new_image_id, downtime_seconds=downtime)
+                 new_image_id=new_image_id, downtime_seconds=downtime, snapshot=snapshot)
     entry.update(hooks or {})
     return entry
 
@@ -125,10 +136,12 @@ class Decision(object):
     a swap takes ``new_image`` (its inspect; ``new_image_id`` its ID), moves the tag back to it first
     when ``retag`` (a reference) is set, and reports ``remote_digest``. A ``follower`` was not asked
     for: it is recreated because it shares the network namespace of, or links to, a recreated one.
+    ``restore_from`` is the snapshot whose data goes back into its volumes (``target: previous`` with
+    ``restore_data``).
     """
 
     __slots__ = ('name', 'inspect', 'image', 'old_image_id', 'new_image_id', 'new_image', 'retag',
-                 'remote_digest', 'result', 'follower')
+                 'remote_digest', 'result', 'follower', 'restore_from')
 
     def __init__(self, name, inspect, image, follower=False):
         self.name = name
@@ -141,6 +154,7 @@ class Decision(object):
         self.remote_digest = None
         self.result = None
         self.follower = follower
+        self.restore_from = None
 
 
 class Updater(object):
@@ -189,10 +203,7 @@ class Updater(object):
         results = OrderedDict()
         if self.check_mode:
             for decision in to_swap:
-                entry = results[decision.name] = _entry(
-                    decision.name, 'updated', 'Would be recreated on the newer image (check mode).',
-                    decision.old_image_id, decision.new_image_id, decision.image)
-                entry['remote_digest'] = decision.remote_digest
+                results[decision.name] = self._would(decision)
         else:
             results.update(self._swap_all(to_swap, summaries))
         for name, decision in decisions.items():
@@ -207,14 +218,48 @@ class Updater(object):
             superseded = self._cleanup(containers)
             if self.params.get('target') != 'previous':
                 self.journal.record_run([dict(name=c['name'], old_image_id=c['old_image_id'],
-                                              new_image_id=c['new_image_id'], image=c['image'])
+                                              new_image_id=c['new_image_id'], image=c['image'],
+                                              snapshot=(c.get('snapshot') or {}).get('path'))
                                          for c in containers if c['action'] == 'updated'], superseded)
+        if not self.check_mode:
+            self._prune_snapshots(containers)
         summary = dict((action, 0) for action in ACTIONS)
         for entry in containers:
             summary[entry['action']] += 1
         return dict(containers=containers, summary=summary, recovered=recovered,
                     changed=bool(summary['updated']) or bool([r for r in recovered if r['action'] != 'failed']),
                     diff=self._diff(containers))
+
+    def _prune_snapshots(self, containers):
+        """Keep ``snapshot_keep`` snapshots per container that took one, and always the one the last run recorded
+        (rollback_containers puts that one back)."""
+        snapshots = Snapshots(self.params['state_dir'])
+        recorded = set(c.get('snapshot') for c in (self.journal.last_run() or {}).get('containers') or [])
+        for entry in containers:
+            if entry.get('snapshot'):
+                try:
+                    snapshots.prune(entry['name'], self.params.get('snapshot_keep') or 1, protect=recorded)
+                except OSError:
+                    continue  # an older snapshot left behind takes room but harms nothing
+
+    def _wants_snapshot(self, inspect):
+        return snapshot_wanted(self.params.get('snapshot'), (inspect.get('Config') or {}).get('Labels'))
+
+    def _would(self, decision):
+        """The check-mode entry of a container that would be recreated, with the snapshot's checks run."""
+        entry = _entry(decision.name, 'updated', 'Would be recreated on the newer image (check mode).',
+                       decision.old_image_id, decision.new_image_id, decision.image)
+        entry['remote_digest'] = decision.remote_digest
+        if self._wants_snapshot(decision.inspect) or decision.restore_from:
+            try:
+                volumes = preflight(self.api, Snapshots(self.params['state_dir']), decision.inspect)
+            except SnapshotError as exc:
+                entry.update(action='failed', message='Would not be updated: %s' % exc)
+                return entry
+            if volumes:
+                entry['message'] = ('Would be recreated on the newer image, after a snapshot of its volumes (%s) '
+                                    '(check mode).' % ', '.join(v['name'] for v in volumes))
+        return entry
 
     def _add_versions(self, containers):
         """Each entry's ``version_before`` / ``version_after``: the OCI version label of the image it ran and of
@@ -287,6 +332,13 @@ class Updater(object):
                                          'changed since; nothing to return to.', decision.old_image_id,
                                          image=decision.image)
                 continue
+            if self.params.get('restore_data'):
+                decision.restore_from = previous.get('snapshot')
+                if not decision.restore_from:
+                    decision.result = _entry(name, 'failed', 'The last run took no snapshot of its volumes, so there '
+                                             'is no data to put back; nothing was changed.', decision.old_image_id,
+                                             image=decision.image)
+                    continue
             image = self._image(previous['old_image_id'])
             if image is None:
                 decision.result = _entry(name, 'failed', 'The previous image %s is no longer on the host; nothing '
@@ -481,7 +533,7 @@ class Updater(object):
             ref = decision.retag
             self.api.tag(new_image['Id'], ref.name, ref.tag, force=True)
         plan = plan_recreate(fresh, old_image, new_image, renamed)
-        outcome = swapper.swap(fresh, plan)
+        outcome = swapper.swap(fresh, plan, snapshot=self._wants_snapshot(fresh), restore_from=decision.restore_from)
         message = outcome.message
         if decision.follower:
             message = ('Recreated because it shares the network namespace of, or links to, a recreated '
@@ -493,7 +545,7 @@ class Updater(object):
             broken.add(name)
         return _entry(name, outcome.action, message, fresh.get('Image'),
                       new_image.get('Id') if outcome.action == 'updated' else None,
-                      decision.image, outcome.downtime, outcome.hooks)
+                      decision.image, outcome.downtime, outcome.hooks, outcome.snapshot)
 
     def _followers(self, planned, names_by_id, summaries):
         """Containers outside the request that break when a planned one is recreated under them.

@@ -146,9 +146,42 @@ options:
       - Run the commands of the C(patchops.docker.pre-update) and C(patchops.docker.post-update) labels.
     type: bool
     default: true
+  snapshot:
+    description:
+      - V(volumes) copies the data of each container's volumes (named and anonymous, local driver) under
+        O(state_dir) before the new container starts, and puts it back, byte for byte, when the swap is rolled
+        back - before the original container starts again, so that it never runs on data a new image already
+        migrated. Owners, modes, hard and symbolic links, timestamps, ACLs and xattrs are kept (GNU C(cp -a)).
+      - The label C(patchops.docker.snapshot=volumes) on a container opts it in whatever this option says.
+      - Checked before anything is touched, refused in one sentence (the container V(failed), untouched) when a
+        volume's driver is not C(local), a local volume mounts another filesystem (C(type)/C(device) options,
+        e.g. NFS), its data is not on the host the module runs on, or the filesystem of O(state_dir) lacks the
+        room or inodes. The copy is taken once the old container has stopped, so that nothing writes to the data
+        while it is copied; the downtime grows by the copy's time.
+      - A run killed during the copy or during the restore is put right by the next run (the partial copy
+        removed, or the data put back again before the original container starts).
+      - V(none) takes no snapshot. Bind mounts and tmpfs mounts are never copied.
+    type: str
+    choices: [none, volumes]
+    default: none
+  snapshot_keep:
+    description:
+      - How many snapshots to keep per container (the newest). The snapshot the last run recorded for
+        O(target=previous) with O(restore_data=true) is kept as well.
+    type: int
+    default: 1
+  restore_data:
+    description:
+      - With O(target=previous), also put back the data the volumes held before the last run updated the
+        container (the snapshot that run took with O(snapshot=volumes)), before the container starts on its
+        previous image. The data as it is now is snapshotted first, so that a failed return is rolled back too.
+      - A container the last run took no snapshot of ends V(failed), untouched.
+    type: bool
+    default: false
   state_dir:
     description:
-      - Directory on the managed node for the journal and the lock (created with mode 0700, files 0600).
+      - Directory on the managed node for the journal, the lock and the snapshots (created with mode 0700, files
+        0600).
     type: path
     default: /var/lib/patchops-docker
 notes:
@@ -187,6 +220,13 @@ EXAMPLES = r'''
   patchops.docker.container_update:
     containers: "{{ ages.containers | selectattr('update_available') | map(attribute='name') | list }}"
     max_parallel: 4
+
+- name: Update a database, its volumes snapshotted first and put back if the new image fails its health check
+  patchops.docker.container_update:
+    containers: [db]
+    snapshot: volumes
+    health_timeout: 300
+  become: true
 
 - name: Recreate containers on images rebuilt on the host
   patchops.docker.container_update:
@@ -250,6 +290,11 @@ containers:
       description: The same label of the image it runs now, for V(updated).
       type: str
       returned: when that image sets it
+    snapshot:
+      description:
+        - The snapshot of its volumes taken before the swap (O(snapshot=volumes) or the container's label) -
+          C(path) under O(state_dir), C(bytes) copied, C(seconds) the copy took; V(null) when none was taken.
+      type: dict
     pre_update:
       description: The pre-update hook's command, exit code and output (last 4 KiB), when one ran.
       type: dict
@@ -270,6 +315,10 @@ containers:
       version_after: 1.25.4
       revision_before: 4f2a9c1
       revision_after: 9b0e3d7
+      snapshot:
+        path: /var/lib/patchops-docker/snapshots/web/20261202T031502Z-3f1c9a0d5e2b
+        bytes: 52428800
+        seconds: 0.41
     - name: cache
       action: unchanged
       image: redis:7.2
@@ -279,6 +328,7 @@ containers:
       message: Already on the newest image.
       version_before: '7.2.5'
       version_after: null
+      snapshot: null
 summary:
   description: How many containers ended with each action.
   returned: always
@@ -329,6 +379,9 @@ def argument_spec():
         keep_previous=dict(type='bool', default=False),
         target=dict(type='str', choices=['newest', 'previous'], default='newest'),
         run_hooks=dict(type='bool', default=True),
+        snapshot=dict(type='str', choices=['none', 'volumes'], default='none'),
+        snapshot_keep=dict(type='int', default=1),
+        restore_data=dict(type='bool', default=False),
         state_dir=dict(type='path', default=DEFAULT_STATE_DIR),
     ))
 

@@ -53,3 +53,8 @@ def pytest_configure(config):
         "engines: the test touches what differs between Docker engines (image stores, pulls, indexes, Compose); "
         "tests/tooling/integration also runs it on Engine 20.10 and on Engine 26 with the containerd image store "
         "(everything runs on Engine 26 with the classic store)")
+    config.addinivalue_line(
+        "markers",
+        "podman: the test runs against the sandbox's Podman engine (sandbox.podman_up(): Debian 12's Podman 4.3 "
+        "serving the Docker-compatible API), which runs only in network and mount namespaces of its own, as "
+        "tests/tooling/integration's runs are; elsewhere it is skipped")

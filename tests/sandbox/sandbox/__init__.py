@@ -31,6 +31,8 @@ One concern per file:
 * ``engine26.py``: Engine 26 from Debian 13's packages, unpacked into the machine-wide cache
 * ``tls_engine.py``: ``tls_engine_*()``: an engine with TLS on tcp://127.0.0.1:5117, and its certificates
 * ``small_engine.py``: ``small_engine_*()``: an engine whose data root is a small tmpfs
+* ``podman_engine.py``: ``podman_*()``: Debian 12's Podman serving the Docker-compatible API on a private
+  socket (only in network and mount namespaces of its own)
 * ``network.py``: the engines' bridges and address pools
 * ``docker_cli.py``: ``docker()``, ``compose()``: the docker CLI and Compose against an engine
 * ``registry.py``: the registry on 127.0.0.1:5115: start, stop, ``registry_stop/start()``
@@ -54,8 +56,8 @@ One concern per file:
 * ``errors.py``: ``SandboxError``
 
 Imports go one way, from the plumbing up to ``lifecycle.py`` and ``cli.py``; only ``fleet_up()``,
-``tls_engine_up()``, ``small_engine_up()`` and ``auth_registry_up()`` import ``up()`` where they call it
-(``down()`` stops what they start). The only state kept between calls is ``lock.py``'s per-thread lock
+``tls_engine_up()``, ``small_engine_up()``, ``podman_up()`` and ``auth_registry_up()`` import ``up()`` where they
+call it (``down()`` stops what they start). The only state kept between calls is ``lock.py``'s per-thread lock
 depth; everything else is read again from the state dir on every call.
 """
 
@@ -76,6 +78,8 @@ from .indexes import (ATTESTATION_PLATFORM, INDEX_TYPES, MT_DOCKER_CONFIG, MT_DO
                       MT_OCI_CONFIG, MT_OCI_INDEX, MT_OCI_MANIFEST, publish_index)
 from .lifecycle import down, info, prepare, up
 from .loopback import _registry_request
+from .podman_engine import (PODMAN_NETWORK, PODMAN_POOL_BASE, PODMAN_SUBNET, podman, podman_down, podman_info,
+                            podman_up)
 from .registry import registry_start, registry_stop
 from .registry_api import MANIFEST_ACCEPT, registry_digest, registry_manifest, registry_requests, registry_tag
 from .settings import (ADDRESS_POOL, ADDRESS_POOL_BASE, BASE_IMAGE, BASE_LOCAL, BRIDGE, BRIDGE_CIDR, BUILD_LABEL,
@@ -95,4 +99,5 @@ __all__ = ['up', 'down', 'info', 'prepare', 'docker', 'compose', 'publish', 'pub
            'fleet_up', 'fleet_down', 'fleet_info', 'fleet_inventory', 'fleet_docker', 'fleet_ssh',
            'fleet_ssh_argv', 'fleet_reset',
            'small_engine_up', 'small_engine_down', 'small_engine_info', 'small_engine_resize', 'small_engine_docker',
-           'engine_stop', 'engine_start', 'engine_restart']
+           'engine_stop', 'engine_start', 'engine_restart',
+           'podman_up', 'podman_down', 'podman_info', 'podman']

@@ -19,6 +19,8 @@ from .fleet import fleet_down, fleet_info, fleet_inventory, fleet_reset, fleet_s
 from .images import aged, publish
 from .lifecycle import down, info, prepare, up
 from .paths import _paths
+from .podman_engine import (_PodmanPaths, _podman_argv, _podman_env, _require_private_namespaces, podman_down,
+                            podman_info, podman_up)
 from .registry import registry_start, registry_stop
 from .registry_api import registry_requests
 from .settings import DEFAULT_ENGINE, ENGINE_ENV, ENGINES
@@ -57,6 +59,17 @@ def main(argv=None):
         p = _paths()
         os.makedirs(p.client_config, exist_ok=True)
         return subprocess.call([_docker_bin(), '-H', 'unix://' + p.sock] + argv[1:], env=_client_env(p))
+    if argv[:1] == ['podman']:  # the podman CLI on the Podman engine's storage, everything after "podman" untouched
+        t = _PodmanPaths(_paths())
+        if not os.path.exists(t.conf):
+            sys.stderr.write('sandbox: error: the Podman engine is not set up; run "podman-up" first\n')
+            return 1
+        try:
+            _require_private_namespaces()
+        except SandboxError as exc:
+            sys.stderr.write('sandbox: error: %s\n' % exc)
+            return 1
+        return subprocess.call(_podman_argv(t, *argv[1:]), env=_podman_env(t))
     host_first = len(argv) > 1 and argv[1] not in ('-h', '--help')  # else argparse prints the verb's help
     if argv[:1] in (['fleet-docker'], ['fleet_docker']) and host_first:  # fleet-docker HOST ARGS...
         p = _paths()
@@ -89,6 +102,13 @@ def main(argv=None):
     rq.add_argument('name', nargs='?')
     dk = sub.add_parser('docker', help='run the docker CLI against the sandbox engine')
     dk.add_argument('args', nargs=argparse.REMAINDER)
+    sub.add_parser('podman_up', aliases=['podman-up'],
+                   help='start the Podman engine (only in a network namespace of its own; idempotent); prints info')
+    pd = sub.add_parser('podman_down', aliases=['podman-down'], help='stop the Podman engine and its containers')
+    pd.add_argument('--purge', action='store_true', help='also delete its state (images, volumes, networks)')
+    sub.add_parser('podman_info', aliases=['podman-info'], help='print where the Podman engine listens and what runs')
+    pm = sub.add_parser('podman', help='ARGS...: the podman CLI on the Podman engine (its root, runroot, config)')
+    pm.add_argument('args', nargs=argparse.REMAINDER)
     fu = sub.add_parser('fleet_up', aliases=['fleet-up'], help='start fleet hosts host1..hostN (idempotent)')
     fu.add_argument('n', nargs='?', type=int, default=3)
     sub.add_parser('fleet_info', aliases=['fleet-info'], help='print the fleet hosts, ports, sockets, keys')
@@ -155,6 +175,12 @@ def main(argv=None):
             show(publish(args.ref, push=not args.no_push, **_image_opts(args)))
         elif cmd == 'aged':
             show(aged(args.ref, args.days, push=args.push, **_image_opts(args)))
+        elif cmd == 'podman_up':
+            show(podman_up())
+        elif cmd == 'podman_down':
+            show(podman_down(purge=args.purge))
+        elif cmd == 'podman_info':
+            show(podman_info())
         elif cmd == 'fleet_up':
             show(fleet_up(args.n))
         elif cmd == 'fleet_info':

@@ -66,22 +66,41 @@ def _missing_fleet_packages():
     return need
 
 
+# Debian 12's Podman 4.3 and what podman_up() runs it with (podman_engine.py): crun and conmon, netavark and
+# aardvark-dns (the network backend and its DNS); without recommends (no buildah, slirp4netns, fuse-overlayfs,
+# dbus-user-session: a rootful service on a private socket needs none of them). runc comes with docker.io.
+PODMAN_PACKAGES = ('podman', 'crun', 'conmon', 'netavark', 'aardvark-dns')
+PODMAN_HELPERS = ('/usr/lib/podman/netavark', '/usr/lib/podman/aardvark-dns')
+
+
+def _missing_podman_packages():
+    need = [name for name in ('podman', 'crun', 'conmon') if not _which(name)]
+    need += [os.path.basename(path) for path in PODMAN_HELPERS if not os.access(path, os.X_OK)]
+    return need
+
+
+def _ensure_podman_packages():
+    _apt_install(_missing_podman_packages(), _missing_podman_packages, recommends=False)
+
+
 def _ensure_packages():
     _apt_install(_missing_packages(), _missing_packages)
 
 
-def _apt_install(need, still_missing):
+def _apt_install(need, still_missing, recommends=True):
     if not need:
         return
     _say('installing missing Debian packages: %s' % ' '.join(need))
     env = dict(os.environ, DEBIAN_FRONTEND='noninteractive', PATH=os.environ.get('PATH', '') + ':' + SYS_PATH)
-    # keep apt from starting the packages' own services (the machine's default dockerd, a registry on :5000)
+    # keep apt from starting the packages' own services (the machine's default dockerd, a registry on :5000,
+    # podman's API service)
     policy = '/usr/sbin/policy-rc.d'
     added_policy = not os.path.exists(policy)
     if added_policy:
         _write(policy, '#!/bin/sh\n# added by patchops sandbox during apt-get install\nexit 101\n', 0o755)
     try:
-        for cmd in (['apt-get', LOCK_WAIT, 'update'], ['apt-get', LOCK_WAIT, 'install', '-y'] + need):
+        install = ['apt-get', LOCK_WAIT, 'install', '-y'] + ([] if recommends else ['--no-install-recommends'])
+        for cmd in (['apt-get', LOCK_WAIT, 'update'], install + need):
             proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
             if proc.returncode != 0:
                 raise SandboxError('%s failed:\n%s' % (' '.join(cmd), proc.stdout.decode('utf-8', 'replace')[-4000:]))

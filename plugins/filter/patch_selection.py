@@ -18,7 +18,7 @@ description:
   - A container is selected when a newer image is waiting for it (C(update_available)), it is not labelled
     C(patchops.docker.enable=false), it matches O(include) (when given), matches no O(exclude) pattern, carries
     C(patchops.docker.enable=true) when O(opt_in) is set, and is in O(query_result) when given.
-positional: include, exclude, opt_in, query_result
+positional: include, exclude, opt_in, query_result, security_only
 options:
   _input:
     description: The containers list of M(patchops.docker.image_age_info).
@@ -44,6 +44,11 @@ options:
       - The value of a JMESPath query over the same containers (C(selected) of M(patchops.docker.image_age_info)),
         a list of containers or of names. V(null) means no query.
     type: raw
+  security_only:
+    description:
+      - The P(patchops.docker.package_summary#filter) of the containers' images - select only containers whose
+        image has security updates pending. V(null) selects regardless of packages.
+    type: dict
 '''
 
 EXAMPLES = r'''
@@ -114,7 +119,19 @@ def _patterns(value, option):
     return list(value)
 
 
-def patch_selection(containers, include=None, exclude=None, opt_in=False, query_result=None):
+def _security_why(container, security_only):
+    """Why patch_containers_security_only leaves a container alone; None when its image has security updates."""
+    pending = security_only.get(container.get('image_id'))
+    if not isinstance(pending, dict):
+        return 'no package information for its image (patch_containers_security_only)'
+    if pending.get('error'):
+        return 'security updates of its image unknown: %s' % pending['error']
+    if not pending.get('security_updates'):
+        return 'no security updates pending in its image (patch_containers_security_only)'
+    return None
+
+
+def patch_selection(containers, include=None, exclude=None, opt_in=False, query_result=None, security_only=None):
     if not isinstance(containers, list):
         raise AnsibleFilterError('patch_selection expects the containers list of image_age_info.')
     for container in containers:
@@ -140,8 +157,10 @@ def patch_selection(containers, include=None, exclude=None, opt_in=False, query_
         elif queried is not None and name not in queried:
             why = 'not selected by patch_containers_query'
         elif container.get('update_available'):
-            selected.append(name)
-            continue
+            why = _security_why(container, security_only) if security_only is not None else None
+            if why is None:
+                selected.append(name)
+                continue
         else:
             continue  # nothing to patch: its reason (current, pinned, registry error) says why
         excluded.append(dict(name=name, why=why))

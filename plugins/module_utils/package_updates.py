@@ -52,6 +52,7 @@ KEYRINGS = {'debian': '/usr/share/keyrings/debian-archive-keyring.gpg',
 ALPINE_REPOSITORIES = ('main', 'community')
 COMPRESSIONS = ('.xz', '.gz', '')
 USER_AGENT = 'patchops.docker package_updates_info'
+DEFAULT_CACHE_DIR = '~/.cache/patchops-docker/indexes'
 
 
 class FetchError(PatchopsError):

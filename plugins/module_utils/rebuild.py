@@ -43,8 +43,15 @@ from ansible_collections.patchops.docker.plugins.module_utils.client import Dock
 from ansible_collections.patchops.docker.plugins.module_utils.dockerfile import base_images, read_stages
 from ansible_collections.patchops.docker.plugins.module_utils.errors import InvalidOption, PatchopsError
 from ansible_collections.patchops.docker.plugins.module_utils.image_age import age_days
+from ansible_collections.patchops.docker.plugins.module_utils.image_packages import read_image
 from ansible_collections.patchops.docker.plugins.module_utils.image_ref import InvalidReference, is_image_id, parse
 from ansible_collections.patchops.docker.plugins.module_utils.inventory import iso_to_epoch
+from ansible_collections.patchops.docker.plugins.module_utils.package_updates import (
+    DEFAULT_CACHE_DIR,
+    Fetcher,
+    Indexes,
+    compare_image,
+)
 from ansible_collections.patchops.docker.plugins.module_utils.pull import pull_one
 from ansible_collections.patchops.docker.plugins.module_utils import engine
 from ansible_collections.patchops.docker.plugins.module_utils.registry import (
@@ -56,7 +63,9 @@ from ansible_collections.patchops.docker.plugins.module_utils.registry import (
 
 BUILD_CONTEXT_LABEL = 'patchops.docker.build-context'
 BASE_IMAGES_LABEL = 'patchops.docker.base-images'
-WHEN_CHOICES = ('base_changed', 'older_than', 'always')
+WHEN_CHOICES = ('base_changed', 'older_than', 'security_updates', 'always')
+# when: security_updates reuses a fetched InRelease or APKINDEX for this long (seconds)
+CACHE_MAX_AGE = 3600
 # Lines of the build log a failure returns.
 LOG_TAIL_LINES = 20
 # Seconds the build may stay silent (a long RUN step) before the API call gives up.
@@ -218,11 +227,12 @@ def _base_reason(base):
     return 'base %s names a different image on the host' % ref
 
 
-def decide(when, max_age_days, now, image, bases):
+def decide(when, max_age_days, now, image, bases, security=None):
     """(rebuild?, reason) for one image.
 
     ``image`` is the image's inspect data (None when the tag is not on the host); ``bases`` the
-    :func:`compare_base` entries of its base images.
+    :func:`compare_base` entries of its base images; ``security`` (``when: security_updates``) the image's
+    package_updates_info entry.
     """
     if image is None:
         return True, 'the image is not on the host'
@@ -231,6 +241,17 @@ def decide(when, max_age_days, now, image, bases):
     age = age_days(iso_to_epoch(image.get('Created')), now)
     reasons = []
     notes = []
+    if when == 'security_updates':
+        security = security or {}
+        if security.get('error'):
+            notes.append('could not tell whether security updates are pending: %s' % security['error'].rstrip('.'))
+        elif security.get('security_updates'):
+            pending = [u for u in security.get('updates') or [] if u.get('security')]
+            shown = ', '.join('%s %s -> %s' % (u['name'], u['installed'], u['available']) for u in pending[:3])
+            reasons.append('%d security update%s pending in its packages (%s%s)'
+                           % (len(pending), '' if len(pending) == 1 else 's', shown, ', ...' if len(pending) > 3 else ''))
+        else:
+            notes.append('no security updates pending in its packages')
     if when == 'base_changed':
         if recorded_bases((image.get('Config') or {}).get('Labels')) is None:
             reasons.append('no record of the base images it was built from')
@@ -405,6 +426,21 @@ class Rebuilder(object):
                                % (new_id, build.reference, describe_registry_error(exc)), [])
         return new_id
 
+    def _security(self, images):
+        """{image ID: package_updates_info entry} of the images on the host (``when: security_updates``): their
+        packages read here, the indexes fetched from here (the host reaches its mirrors to build anyway)."""
+        fetcher = Fetcher(os.path.expanduser(self.params.get('cache_dir') or DEFAULT_CACHE_DIR),
+                          CACHE_MAX_AGE, self.params.get('timeout') or 60)
+        indexes = Indexes(fetcher, self.params.get('mirrors') or {}, None)
+        found = {}
+        for image in images.values():
+            if image is None or image['Id'] in found:
+                continue
+            entry = read_image(self.api, image['Id'])
+            entry['image_id'] = image['Id']
+            found[image['Id']] = compare_image(indexes, entry)
+        return found
+
     # -- the run --------------------------------------------------------------------------------
     def run(self):
         builds = prepare(self.params['images'])
@@ -421,10 +457,12 @@ class Rebuilder(object):
         now = time.time()
         results = []
         rebuilt_here = set()
+        security = self._security(images) if self.params['when'] == 'security_updates' else {}
         for build in builds:
             image = images[build.reference]
             bases = self._compare(build, image, self.owned, remote, rebuilt_here)
-            rebuild, reason = decide(self.params['when'], self.params['max_age_days'], now, image, bases)
+            rebuild, reason = decide(self.params['when'], self.params['max_age_days'], now, image, bases,
+                                     security.get((image or {}).get('Id')))
             entry = dict(name=build.name, reference=build.reference, action='unchanged',
                          old_image_id=(image or {}).get('Id'), new_image_id=None, reason=_sentence(reason),
                          base_images=bases)

@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: image_packages_info
 short_description: Read the operating-system packages inside the images containers run, without running them
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Reads, for each distinct image of one Docker host, the operating system it is built on (C(/etc/os-release),
     else C(/usr/lib/os-release)) and its package database - dpkg (C(/var/lib/dpkg/status), or the

@@ -99,17 +99,34 @@ options:
       - V(base_changed) rebuilds an image when a base image moved (see O(pull_base)), when it has no record of its
         base images (not built by this module), or when it is older than O(max_age_days).
       - V(older_than) rebuilds only images older than O(max_age_days); the base images are not compared.
+      - V(security_updates) rebuilds an image whose packages have security updates waiting in its
+        distribution (as M(patchops.docker.package_updates_info) decides - Debian, Ubuntu, Alpine), or that is
+        older than O(max_age_days). Its packages are read from the image on the host and the indexes are fetched
+        from the host (O(mirrors); by default the sources the image names), once per run and cached in
+        O(cache_dir).
       - V(always) rebuilds every image.
       - An image whose tag is not on the host is always built.
     type: str
-    choices: [base_changed, older_than, always]
+    choices: [base_changed, older_than, security_updates, always]
     default: base_changed
   max_age_days:
     description:
-      - An image older than this many days is rebuilt (with O(when=base_changed) or O(when=older_than)), even
+      - An image older than this many days is rebuilt (with O(when=base_changed), O(when=older_than) or
+        O(when=security_updates)), even
         when its bases did not move - to pick up the package updates its own build steps install.
     type: int
     default: 30
+  mirrors:
+    description:
+      - With O(when=security_updates), where each distribution's package indexes are, as the C(mirrors) option of
+        M(patchops.docker.package_updates_info) takes them. By default the sources each image names.
+    type: dict
+    default: {}
+  cache_dir:
+    description:
+      - With O(when=security_updates), where the fetched indexes are kept between runs, on the managed node.
+    type: path
+    default: ~/.cache/patchops-docker/indexes
 notes:
   - A registry that cannot be asked about a base image leaves that base unjudged; the image is then rebuilt only
     for another reason, and the reason says which base could not be looked up.
@@ -271,6 +288,8 @@ def argument_spec():
         pull_base=dict(type='bool', default=True),
         when=dict(type='str', choices=list(WHEN_CHOICES), default='base_changed'),
         max_age_days=dict(type='int', default=30),
+        mirrors=dict(type='dict', default={}),
+        cache_dir=dict(type='path', default='~/.cache/patchops-docker/indexes'),
     ))
 
 

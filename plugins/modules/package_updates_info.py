@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: package_updates_info
 short_description: Say which images carry packages with updates, and security updates, waiting
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Compares the packages M(patchops.docker.image_packages_info) found in each image with the current package
     indexes of the image's distribution and release, the way apt and apk decide, and returns every package whose

@@ -35,7 +35,10 @@ ACTIONS = ('updated', 'would_update', 'unchanged', 'deferred', 'rolled_back', 'f
 REBUILD_ACTIONS = ('rebuilt', 'would_rebuild', 'unchanged', 'failed')
 
 # The keys of a host's summary; the fleet summary has the same keys summed over all hosts, plus the host counts.
-CONTAINER_COUNTS = ('containers', 'updates_available', 'unknown', 'stale', 'exposed_stale', 'stale_remaining') + ACTIONS
+CONTAINER_COUNTS = ('containers', 'updates_available', 'unknown', 'stale', 'exposed_stale', 'stale_remaining') + ACTIONS \
+    + ('containers_with_security_updates', 'security_updates')
+# how many packages of an image the report names (security updates first)
+TOP_PACKAGES = 5
 REBUILD_COUNTS = ('images_rebuilt', 'images_would_rebuild', 'images_rebuild_failed')
 HOST_COUNTS = ('hosts', 'hosts_patched', 'hosts_checked', 'hosts_failed', 'hosts_unreachable', 'hosts_skipped')
 
@@ -108,7 +111,26 @@ def _utc_now():
 
 # --- the report --------------------------------------------------------------------------------
 
-def _container_entry(name, checked, updated, excluded_why, check_mode, update_ran):
+def _packages_entry(pending):
+    """A container's pending package updates from the role's package_summary of its image (all None when the run did
+    not read packages)."""
+    pending = _mapping(pending)
+    if not pending:
+        return dict(package_updates=None, security_updates=None, packages=[], packages_error=None)
+    top = []
+    for item in _list(pending.get('top'))[:TOP_PACKAGES]:
+        top.append(dict(name=_text(item.get('name')), installed=_text(item.get('installed')),
+                        available=_text(item.get('available')), security=_flag(item.get('security'))))
+    return dict(package_updates=_count(pending.get('package_updates')),
+                security_updates=_count(pending.get('security_updates')), packages=top,
+                packages_error=_text(pending.get('error')) or None)
+
+
+def _count(value):
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _container_entry(name, checked, updated, excluded_why, check_mode, update_ran, pending=None):
     """One container of the report, from its image_age_info entry and its container_update entry.
 
     UPDATE_RAN: the host's update step ran (or had nothing to select); a container it was not given
@@ -146,6 +168,7 @@ def _container_entry(name, checked, updated, excluded_why, check_mode, update_ra
         'version_before': _text(updated.get('version_before'))
         or _text(_mapping(checked.get('labels')).get(LABEL_OCI_VERSION)),
         'version_after': _text(updated.get('version_after')),
+        **_packages_entry(pending),
     }
 
 
@@ -198,6 +221,9 @@ def _count_containers(containers, recovered=0, interrupted=0):
                 counts['stale_remaining'] += 1
         if container['action'] in ACTIONS:
             counts[container['action']] += 1
+        if container['security_updates']:
+            counts['containers_with_security_updates'] += 1
+            counts['security_updates'] += container['security_updates']
     counts['recovered'] = recovered
     counts['interrupted'] = interrupted
     ages = [c['image_age_days'] for c in containers if c['image_age_days'] is not None]
@@ -257,7 +283,9 @@ def _host_entry(name, result):
             excluded[item['name']] = _text(item.get('why')) or 'Excluded.'
 
     names = list(checked) + [n for n in updated if n not in checked]
-    containers = [_container_entry(_text(n), checked.get(n, {}), updated.get(n, {}), excluded.get(n), check_mode, update_ran)
+    pending = _mapping(result.get('packages'))
+    containers = [_container_entry(_text(n), checked.get(n, {}), updated.get(n, {}), excluded.get(n), check_mode, update_ran,
+                                   pending.get(checked.get(n, {}).get('image_id')))
                   for n in names]
     containers.sort(key=_container_order)
     # put right by the check (image_age_info with recover, as the role's update runs ask) or by the update
@@ -331,6 +359,29 @@ def fleet_report(host_results, run=None):
         'summary': summary,
         'hosts': hosts,
     }
+
+
+def security_rows(report):
+    """The fleet by pending security updates: one row per container whose image's packages were compared (host,
+    container, image, security and package updates, the first packages as ``name installed → available``), most
+    security updates first; [] when the run did not read packages."""
+    rows = []
+    for host in report.get('hosts') or []:
+        for c in host.get('containers') or []:
+            if c.get('security_updates') is None and c.get('package_updates') is None and not c.get('packages_error'):
+                continue
+            shown = ', '.join('%s %s \u2192 %s%s' % (p.get('name'), p.get('installed'), p.get('available'),
+                                                     ' (security)' if p.get('security') else '')
+                              for p in c.get('packages') or [])
+            more = (c.get('package_updates') or 0) - len(c.get('packages') or [])
+            if more > 0:
+                shown += ', and %d more' % more
+            rows.append(dict(host=host.get('name'), name=c.get('name'), image=c.get('image'),
+                             security=c.get('security_updates'), updates=c.get('package_updates'),
+                             packages=c.get('packages_error') or shown or '-'))
+    rows.sort(key=lambda r: (-(r['security'] or 0), -(r['updates'] or 0), _natural_key(r['host'] or ''),
+                             _natural_key(r['name'] or '')))
+    return rows
 
 
 def _checked_report(report, filter_name):

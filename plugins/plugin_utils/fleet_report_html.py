@@ -32,6 +32,7 @@ from ansible_collections.patchops.docker.plugins.plugin_utils.fleet_report_data 
     REBUILD_LABELS,
     _recovery_parts,
     _run_line,
+    security_rows,
     _update_text,
     version_text,
     _why_not_patched,
@@ -310,5 +311,6 @@ def fleet_report_html(report):
         not_patched=[_NotPatched(h.get('name'), h.get('status'), _why_not_patched(h, check_mode))
                      for h in _not_patched(hosts)],
         chart=_age_chart(hosts),
+        security=security_rows(report),
         hosts=[_host(index, host, check_mode) for index, host in enumerate(hosts)],
         schema_version=report.get('schema_version'))

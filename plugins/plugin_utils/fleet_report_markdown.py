@@ -29,6 +29,7 @@ from ansible_collections.patchops.docker.plugins.plugin_utils.fleet_report_data 
     REBUILD_LABELS,
     _recovery_parts,
     _run_line,
+    security_rows,
     _update_text,
     version_text,
     _why_not_patched,
@@ -113,4 +114,5 @@ def fleet_report_markdown(report):
         + [_age_text(summary.get('oldest_image_age_days')) or '-'],
         not_patched=[_NotPatched(h.get('name'), h.get('status'), _why_not_patched(h, check_mode))
                      for h in _not_patched(hosts)],
+        security=security_rows(report),
         hosts=[_host(host, check_mode) for host in hosts])

@@ -21,7 +21,8 @@ SECRETS = ('LABEL-SECRET-9f2c', 'ENV-SECRET-77aa', 'HOOK-SECRET-31d0', 'RUN-SECR
            'DIGEST-NOT-IN-REPORT', 'deploy@10.0.0.5')
 
 CONTAINER_KEYS = {'name', 'image', 'image_age_days', 'stale', 'exposed', 'update_available', 'reason', 'action',
-                  'message', 'downtime_seconds', 'old_image_id', 'new_image_id', 'version_before', 'version_after'}
+                  'message', 'downtime_seconds', 'old_image_id', 'new_image_id', 'version_before', 'version_after',
+                  'package_updates', 'security_updates', 'packages', 'packages_error'}
 
 
 def checked(name, image, age, stale=False, exposed=False, update=False, reason='up to date', **extra):
@@ -197,7 +198,8 @@ def test_patched_host_lists_exposed_stale_first_then_stale_then_by_name(report):
         'exposed': True, 'update_available': True, 'reason': 'registry has a newer image for tag 1.25',
         'action': 'updated', 'message': 'Recreated on the newer image.', 'downtime_seconds': 2.31,
         'old_image_id': 'sha256:old-web', 'new_image_id': 'sha256:new-web', 'version_before': None,
-        'version_after': None}
+        'version_after': None, 'package_updates': None, 'security_updates': None, 'packages': [],
+        'packages_error': None}
     cache, legacy = web1['containers'][2:]
     assert (cache['action'], cache['message'], cache['reason']) == ('unchanged', None, 'up to date')
     assert (legacy['action'], legacy['message']) == ('excluded', 'labelled patchops.docker.enable=false')
@@ -206,7 +208,8 @@ def test_patched_host_lists_exposed_stale_first_then_stale_then_by_name(report):
         'containers': 4, 'updates_available': 2, 'unknown': 0, 'stale': 2, 'exposed_stale': 1, 'stale_remaining': 0,
         'updated': 2, 'would_update': 0, 'unchanged': 1, 'deferred': 0, 'rolled_back': 0, 'failed': 0,
         'skipped': 0, 'excluded': 1, 'recovered': 1, 'interrupted': 0, 'oldest_image_age_days': 400.0,
-        'images_rebuilt': 1, 'images_would_rebuild': 0, 'images_rebuild_failed': 0}
+        'images_rebuilt': 1, 'images_would_rebuild': 0, 'images_rebuild_failed': 0,
+        'containers_with_security_updates': 0, 'security_updates': 0}
 
 
 def test_swaps_a_killed_run_left_are_counted_where_they_were_put_right_or_left():
@@ -646,3 +649,31 @@ def test_the_schema_example_has_the_shape_of_a_real_report(report):
         assert set(entry) == set(report['hosts'][0]) and set(entry['summary']) == set(report['hosts'][0]['summary'])
         for container in entry['containers']:
             assert set(container) == CONTAINER_KEYS
+
+
+def test_pending_security_updates_are_shown_by_container_most_first():
+    web = checked('web', 'shop/web:1', 3.0)
+    db = checked('db', 'shop/db:1', 3.0)
+    plain = checked('plain', 'shop/plain:1', 3.0)
+    result = host_result('h1', 'checked', [web, db, plain])
+    result['packages'] = {
+        'sha256:old-web': dict(package_updates=7, security_updates=1, error=None, top=[
+            dict(name='libssl3', installed='3.0.11', available='3.0.15', security=True)]),
+        'sha256:old-db': dict(package_updates=4, security_updates=3, error=None, top=[
+            dict(name='<script>', installed='1', available='2', security=True)]),
+    }
+    report = fleet_report({'h1': result})
+    containers = dict((c['name'], c) for c in host(report, 'h1')['containers'])
+    assert (containers['web']['security_updates'], containers['web']['package_updates']) == (1, 7)
+    assert containers['plain']['security_updates'] is None and containers['plain']['packages'] == []
+    assert (report['summary']['containers_with_security_updates'], report['summary']['security_updates']) == (2, 4)
+    markdown = fleet_report_markdown(report)
+    section = markdown[markdown.index('## Pending security updates'):]
+    assert section.index('| db |') < section.index('| web |')
+    assert 'libssl3 3.0.11 \u2192 3.0.15 (security), and 6 more' in section
+    page = fleet_report_html(report)
+    assert '<h2>Pending security updates</h2>' in page and '&lt;script&gt; 1 \u2192 2' in page
+    assert '<script>' not in page
+    quiet = fleet_report({'h1': host_result('h1', 'checked', [plain])})
+    assert 'Pending security updates' not in fleet_report_markdown(quiet)
+    assert 'Pending security updates' not in fleet_report_html(quiet)

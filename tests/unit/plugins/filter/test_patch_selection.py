@@ -48,3 +48,18 @@ def test_a_query_that_returns_something_else_is_one_clear_error(bad):
     with pytest.raises(AnsibleFilterError) as err:
         patch_selection(CONTAINERS, query_result=bad)
     assert str(err.value).startswith('patch_selection: the query must return')
+
+
+def test_security_only_selects_only_images_with_security_updates_pending():
+    containers = [dict(c('web'), image_id='sha256:web'), dict(c('db'), image_id='sha256:db'),
+                  dict(c('cache'), image_id='sha256:cache'), dict(c('misc'), image_id='sha256:gone')]
+    pending = {'sha256:web': dict(security_updates=3, package_updates=5, error=None),
+               'sha256:db': dict(security_updates=0, package_updates=2, error=None),
+               'sha256:cache': dict(security_updates=None, package_updates=None, error='No mirror for alpine.')}
+    result = patch_selection(containers, security_only=pending)
+    assert result['selected'] == ['web']
+    assert why(result) == {
+        'db': 'no security updates pending in its image (patch_containers_security_only)',
+        'cache': 'security updates of its image unknown: No mirror for alpine.',
+        'misc': 'no package information for its image (patch_containers_security_only)'}
+    assert patch_selection(containers)['selected'] == ['web', 'db', 'cache', 'misc']

@@ -54,6 +54,24 @@ def test_age_rebuilds_under_base_changed_and_older_than():
         False, 'image 45.0 days old, not older than max_age_days 60')
 
 
+def test_security_updates_rebuild_only_an_image_with_security_fixes_waiting():
+    pending = dict(security_updates=4, error=None, updates=[
+        dict(name='libssl3', installed='3.0.11-1', available='3.0.15-1', security=True),
+        dict(name='tzdata', installed='2024a-0', available='2025b-0', security=False),
+        dict(name='zlib1g', installed='1:1.2.13-1', available='1:1.2.13-1+deb12u1', security=True),
+        dict(name='libc6', installed='2.36-9', available='2.36-9+deb12u9', security=True),
+        dict(name='perl-base', installed='5.36.0-7', available='5.36.0-7+deb12u1', security=True)])
+    assert rebuild.decide('security_updates', 30, NOW, image(2), [], pending) == (
+        True, '4 security updates pending in its packages (libssl3 3.0.11-1 -> 3.0.15-1, zlib1g 1:1.2.13-1 -> '
+              '1:1.2.13-1+deb12u1, libc6 2.36-9 -> 2.36-9+deb12u9, ...)')
+    assert rebuild.decide('security_updates', 30, NOW, image(2), [], dict(security_updates=0, updates=[])) == (
+        False, 'no security updates pending in its packages; image 2.0 days old, not older than max_age_days 30')
+    assert rebuild.decide('security_updates', 30, NOW, image(2), [], dict(error='No mirror for alpine.')) == (
+        False, 'could not tell whether security updates are pending: No mirror for alpine; image 2.0 days old, not '
+               'older than max_age_days 30')
+    assert rebuild.decide('security_updates', 30, NOW, image(40), [], dict(security_updates=0))[0] is True
+
+
 def test_always_rebuilds():
     assert rebuild.decide('always', 30, NOW, image(0), []) == (True, 'when is always')
 

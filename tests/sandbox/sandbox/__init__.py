@@ -38,6 +38,8 @@ One concern per file:
 * ``registry.py``: the registry on 127.0.0.1:5115: start, stop, ``registry_stop/start()``
 * ``registry_api.py``: what it serves: ``registry_digest/manifest/tag/requests()``, blobs
 * ``auth_registry.py``: ``auth_registry_*()``: a registry with basic auth on 127.0.0.1:5116
+* ``package_mirror.py``: ``mirror_*()``: real Debian package indexes (fetched with apt into the machine-wide
+  cache by ``prepare()``) served on 127.0.0.1:5118 in the archive's layout, with faults and a request log
 * ``faultproxy.py``: a fault-injecting proxy in front of the registry (imported by its tests, not here)
 * ``base_image.py``: the base image sandbox/busybox:base, made from busybox-static
 * ``dockerfile.py``: the Dockerfile ``publish()`` builds
@@ -78,6 +80,8 @@ from .indexes import (ATTESTATION_PLATFORM, INDEX_TYPES, MT_DOCKER_CONFIG, MT_DO
                       MT_OCI_CONFIG, MT_OCI_INDEX, MT_OCI_MANIFEST, publish_index)
 from .lifecycle import down, info, prepare, up
 from .loopback import _registry_request
+from .package_mirror import (MIRROR_ADDR, MIRROR_CODENAME, MIRROR_SUITES, MIRROR_URL, mirror_apt_upgradable, mirror_down,
+                             mirror_fault, mirror_info, mirror_put, mirror_requests, mirror_reset, mirror_up)
 from .podman_engine import (PODMAN_NETWORK, PODMAN_POOL_BASE, PODMAN_SUBNET, podman, podman_down, podman_info,
                             podman_up)
 from .registry import registry_start, registry_stop
@@ -100,4 +104,6 @@ __all__ = ['up', 'down', 'info', 'prepare', 'docker', 'compose', 'publish', 'pub
            'fleet_ssh_argv', 'fleet_reset',
            'small_engine_up', 'small_engine_down', 'small_engine_info', 'small_engine_resize', 'small_engine_docker',
            'engine_stop', 'engine_start', 'engine_restart',
-           'podman_up', 'podman_down', 'podman_info', 'podman']
+           'podman_up', 'podman_down', 'podman_info', 'podman',
+           'mirror_up', 'mirror_down', 'mirror_info', 'mirror_fault', 'mirror_put', 'mirror_reset', 'mirror_requests',
+           'mirror_apt_upgradable']

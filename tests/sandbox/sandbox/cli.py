@@ -18,6 +18,7 @@ from .errors import SandboxError
 from .fleet import fleet_down, fleet_info, fleet_inventory, fleet_reset, fleet_ssh_argv, fleet_up, _host
 from .images import aged, publish
 from .lifecycle import down, info, prepare, up
+from .package_mirror import mirror_down, mirror_info, mirror_up
 from .paths import _paths
 from .podman_engine import (_PodmanPaths, _podman_argv, _podman_env, _require_private_namespaces, podman_down,
                             podman_info, podman_up)
@@ -100,6 +101,10 @@ def main(argv=None):
         sub.add_parser(name, aliases=[name.replace('_', '-')], help=name.replace('_', ' ') + ' only')
     rq = sub.add_parser('registry_requests', aliases=['registry-requests'], help='requests the registry served')
     rq.add_argument('name', nargs='?')
+    sub.add_parser('mirror_up', aliases=['mirror-up'],
+                   help='serve the fetched Debian package indexes on 127.0.0.1:5118 (idempotent); prints mirror-info')
+    sub.add_parser('mirror_down', aliases=['mirror-down'], help='stop the package mirror (the fetched cache stays)')
+    sub.add_parser('mirror_info', aliases=['mirror-info'], help='print the package mirror\'s URLs, files and state')
     dk = sub.add_parser('docker', help='run the docker CLI against the sandbox engine')
     dk.add_argument('args', nargs=argparse.REMAINDER)
     sub.add_parser('podman_up', aliases=['podman-up'],
@@ -175,6 +180,12 @@ def main(argv=None):
             show(publish(args.ref, push=not args.no_push, **_image_opts(args)))
         elif cmd == 'aged':
             show(aged(args.ref, args.days, push=args.push, **_image_opts(args)))
+        elif cmd == 'mirror_up':
+            show(mirror_up())
+        elif cmd == 'mirror_down':
+            show(mirror_down())
+        elif cmd == 'mirror_info':
+            show(mirror_info())
         elif cmd == 'podman_up':
             show(podman_up())
         elif cmd == 'podman_down':

@@ -1,6 +1,6 @@
 """The whole sandbox: up() starts the engine, the registry and the base image (switching the engine kind
-when asked), down() stops everything (the fleet, the side engines, the Podman engine, the auth registry too),
-info(), prepare().
+when asked), down() stops everything (the fleet, the side engines, the Podman engine, the auth registry, the
+package mirror too), info(), prepare().
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from .fleet import fleet_down
 from .lock import _locked
 from .loopback import _engine_get
 from .network import _ensure_bridge, _remove_bridges
+from .package_mirror import _ensure_mirror_cache, mirror_down
 from .packages import _apt_install, _ensure_packages, _ensure_podman_packages, _missing_fleet_packages
 from .paths import _engine_info_record, _paths, _recorded_kind, _wanted_kind
 from .podman_engine import podman_down
@@ -111,14 +112,16 @@ def _switch_engine(p, old, new):
 
 
 def prepare() -> dict:
-    """Install and fetch what up(), fleet_up(), podman_up() and every engine kind need (Debian packages, the
-    Engine 26 cache), start nothing: a run in a network namespace of its own cannot reach the Debian archive."""
+    """Install and fetch what up(), fleet_up(), podman_up(), mirror_up() and every engine kind need (Debian
+    packages, the Engine 26 cache, the Debian package indexes), start nothing: a run in a network namespace of
+    its own cannot reach the Debian archive."""
     if os.geteuid() != 0:
         raise SandboxError('the sandbox needs root (apt-get)')
     _ensure_packages()
     _apt_install(_missing_fleet_packages(), _missing_fleet_packages)
     _ensure_podman_packages()
-    return {'engine_cache': _ensure_engine26(), 'compose_v2': _compose_v2_path(), 'compose_v1': _which('docker-compose')}
+    return {'engine_cache': _ensure_engine26(), 'compose_v2': _compose_v2_path(), 'compose_v1': _which('docker-compose'),
+            'package_mirror': _ensure_mirror_cache()}
 
 
 def down(purge=False) -> dict:
@@ -134,7 +137,8 @@ def down(purge=False) -> dict:
         # the fleet first: its hosts pull from the registry and live under the state and runtime dirs
         fleet = fleet_down(purge=purge)
         extras = (tls_engine_down(purge=purge)['stopped'] + small_engine_down(purge=purge)['stopped']
-                  + podman_down(purge=purge)['stopped'] + auth_registry_down(purge=purge)['stopped'])
+                  + podman_down(purge=purge)['stopped'] + auth_registry_down(purge=purge)['stopped']
+                  + mirror_down(purge=purge)['stopped'])
         pid = _registry_pid(p)
         if pid:
             _stop_pid(pid, p.reg_config, name='registry')

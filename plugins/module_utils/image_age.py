@@ -27,6 +27,8 @@ LABEL_ENABLE = 'patchops.docker.enable'
 LABEL_BUILD_CONTEXT = 'patchops.docker.build-context'
 LABEL_COMPOSE_PROJECT = 'com.docker.compose.project'
 LABEL_COMPOSE_SERVICE = 'com.docker.compose.service'
+# The label Podman puts on a container that a systemd unit runs (``podman generate systemd --new``, Quadlet).
+LABEL_SYSTEMD_UNIT = 'PODMAN_SYSTEMD_UNIT'
 
 REASON_PINNED = 'pinned by digest'
 REASON_IMAGE_ID = 'created from an image ID, no tag to follow'
@@ -41,6 +43,11 @@ REASON_REGISTRY_ERROR = 'registry error: %s'
 REASON_UNUSED = 'no container uses this image'
 
 _LOOPBACK_PREFIXES = ('127.', '::1', '0:0:0:0:0:0:0:1', '::ffff:127.', 'localhost')
+
+
+def systemd_unit(labels):
+    """The systemd unit that runs a Podman container (its ``PODMAN_SYSTEMD_UNIT`` label), or None."""
+    return (labels or {}).get(LABEL_SYSTEMD_UNIT) or None
 
 
 def iso8601(epoch):
@@ -126,10 +133,51 @@ def needs_registry(ref, image):
 
 
 def built_here(image):
-    """True for an image built on the host: no repo digest (classic store), or built by image_rebuild."""
+    """True for an image built on the host: no repo digest (classic store), built by image_rebuild, or a Podman build."""
     if image is None:
         return False
-    return not image.get('repo_digests') or LABEL_BUILD_CONTEXT in (image.get('labels') or {})
+    return not image.get('repo_digests') or LABEL_BUILD_CONTEXT in (image.get('labels') or {}) \
+        or bool(image.get('podman_build'))
+
+
+# Podman names an image that came from no registry ``localhost/<name>`` (podman build, commit, import).
+PODMAN_LOCAL_REGISTRY = 'localhost'
+
+
+def podman_build(image):
+    """True for an image Podman built on the host.
+
+    Podman gives every image a repo digest, its own builds too, so the digest cannot tell; but it records
+    the image a build started from as the new image's parent (a pulled image has none), and it names images
+    that came from no registry under ``localhost/``.
+    """
+    if image is None:
+        return False
+    if image.get('parent'):
+        return True
+    for name in list(image.get('repo_tags') or []) + list(image.get('repo_digests') or []):
+        if name.split('/', 1)[0] == PODMAN_LOCAL_REGISTRY and '/' in name:
+            return True
+    return False
+
+
+def mark_podman_builds(images):
+    """Mark the image records (``inventory`` style) Podman built on the host: they are never looked up."""
+    for image in images.values():
+        if image is not None and podman_build(image):
+            image['podman_build'] = True
+    return images
+
+
+def record_of_inspect(inspect, podman=False):
+    """The ``inventory`` style record of an image inspect, as much as :func:`built_here` needs."""
+    if inspect is None:
+        return None
+    record = dict(repo_tags=inspect.get('RepoTags') or [], repo_digests=inspect.get('RepoDigests') or [],
+                  labels=(inspect.get('Config') or {}).get('Labels') or {}, parent=inspect.get('Parent') or None)
+    if podman and podman_build(record):
+        record['podman_build'] = True
+    return record
 
 
 def plan_lookups(records, inventory_images):
@@ -252,6 +300,7 @@ def assess_container(record, image, local_tags, remote_digests, now, max_age_day
         compose_service=labels.get(LABEL_COMPOSE_SERVICE),
         build_context=labels.get(LABEL_BUILD_CONTEXT) or image_labels.get(LABEL_BUILD_CONTEXT),
         excluded=str(labels.get(LABEL_ENABLE, '')).strip().lower() == 'false',
+        systemd_unit=systemd_unit(labels),
     )
 
 

@@ -159,6 +159,7 @@ class HostInventory(object):
                     repo_tags=[t for t in (image.get('RepoTags') or []) if t != '<none>:<none>'],
                     repo_digests=[d for d in (image.get('RepoDigests') or []) if d != '<none>@<none>'],
                     labels=image.get('Labels') or {},
+                    parent=image.get('ParentId') or None,
                 )
         return self._images
 
@@ -188,6 +189,7 @@ class HostInventory(object):
                 repo_tags=data.get('RepoTags') or [],
                 repo_digests=data.get('RepoDigests') or [],
                 labels=(data.get('Config') or {}).get('Labels') or {},
+                parent=data.get('Parent') or None,
             )
         return images.get(image_id)
 

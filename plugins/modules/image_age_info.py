@@ -19,6 +19,10 @@ description:
     (RV(containers[].update_available=null)); the module still succeeds.
   - Read-only. A swap that a killed M(patchops.docker.container_update) run left half-done is reported under
     RV(interrupted) and left as it is, unless O(recover=true) asks this module to put it right first.
+  - Works the same against Podman 4.3+ through its Docker-compatible API (O(docker_host=unix:///run/podman/podman.sock),
+    rootless C(unix:///run/user/UID/podman/podman.sock)); RV(engine.image_store) is then V(podman). Podman gives
+    every image a repo digest, its own builds too; an image with a parent (built from another image on the host)
+    or named under C(localhost/) counts as V(image built locally) there.
 author:
   - patchops.docker maintainers (@patchops)
 extends_documentation_fragment:
@@ -240,6 +244,13 @@ containers:
     excluded:
       description: Whether the container carries the label C(patchops.docker.enable=false).
       type: bool
+    systemd_unit:
+      description:
+        - On a Podman host, the systemd unit that runs the container (its label C(PODMAN_SYSTEMD_UNIT), set by
+          C(podman generate systemd --new) and Quadlet); V(null) otherwise.
+        - M(patchops.docker.container_update) leaves such a container to systemd.
+      type: str
+      sample: container-web.service
   sample:
     - name: web
       id: 0b8f2c4e6a1d3f5b7c9e1a3d5f7b9c1e3a5d7f9b1c3e5a7d9f1b3c5e7a9d1f3b
@@ -261,6 +272,7 @@ containers:
       compose_service: web
       build_context: null
       excluded: false
+      systemd_unit: null
 images:
   description:
     - One entry per distinct image reference in use (each looked up at most once), sorted by reference.
@@ -435,6 +447,7 @@ from ansible_collections.patchops.docker.plugins.module_utils.errors import Patc
 from ansible_collections.patchops.docker.plugins.module_utils import engine, platforms
 from ansible_collections.patchops.docker.plugins.module_utils.image_age import (
     assess_container,
+    mark_podman_builds,
     plan_lookups,
     plan_platform_checks,
     summarize,
@@ -482,6 +495,8 @@ def run(client, params, query, check_mode=False):
     images = inventory.images()
     for record in records:
         inventory.image(record['image_id'])
+    if engine.is_podman(facts):
+        mark_podman_builds(images)
     local_tags = inventory.local_tags()
     remote, checked = {}, {}
     if params['check_registry']:

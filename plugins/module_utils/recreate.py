@@ -29,6 +29,16 @@ the new image, by one rule used for the plan and the check alike.
 Where inspect cannot tell a user-set value from an inherited one (the user set
 exactly the old image's value), the value counts as inherited: the new image's
 value applies, which is what the user gets from ``docker run`` on the new image.
+
+Podman's inspect also shows what Podman filled in by itself (containers.conf's
+default ulimits, ``IpcMode: shareable``, ``Runtime: oci``, ``TERM`` and
+``container`` in the environment, its stop signal and timeout), some of it in a
+form its own create refuses (``RLIMIT_NOFILE``). Those defaults come from a
+probe container (``engine.podman_defaults``): a value equal to the probe's is
+Podman's, left out so that Podman fills it in again, by the same rule for the
+plan and the check; a ulimit the user set is sent under the name create takes
+(``nofile``). Podman 4.3 does not report which IP and MAC addresses were asked
+for: the addresses a running container holds on each network are kept.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -313,7 +323,7 @@ def _follow_the_image(fields, container, image):
     return fields
 
 
-def _config_fields(container, image_config):
+def _config_fields(container, image_config, defaults=None):
     """(the user's Config fields, what was inherited) by all rules; other fields are copied as they are."""
     fields = dict((key, value) for key, value in _config(container).items() if key not in _IMAGE_ONLY_FIELDS)
     inherited = {}
@@ -321,7 +331,64 @@ def _config_fields(container, image_config):
         own, from_image = rule(container, image_config)
         fields.update(own)
         inherited.update(from_image)
+    if defaults is not None:
+        fields = _without_podman_config_defaults(fields, container, image_config, defaults)
     return fields, inherited
+
+
+# --------------------------------------------------------------------------- what Podman fills in by itself
+
+# Podman's stop settings: inspect shows them whether set or not (``StopSignal: "15"``, ``StopTimeout: 0``).
+_PODMAN_STOP_FIELDS = ('StopSignal', 'StopTimeout')
+
+
+def _without_podman_config_defaults(fields, container, image_config, defaults):
+    """The user's Config fields without what Podman adds to every container.
+
+    Env entries the probe container has and the image does not (``TERM=xterm``, ``container=podman``) and
+    ``HOSTNAME=<its own hostname>`` are Podman's; stop signal and timeout equal to the probe's are too, and so
+    is a health check value the image does not set that equals Podman's default (30 s, 3 retries).
+    """
+    fields = dict(fields)
+    probe_env = set(defaults.config.get('Env') or []) - set(image_config.get('Env') or [])
+    own_hostname = 'HOSTNAME=%s' % (_config(container).get('Hostname') or '')
+    env = [entry for entry in fields.get('Env') or [] if entry not in probe_env and entry != own_hostname]
+    fields['Env'] = env or None
+    for key in _PODMAN_STOP_FIELDS:
+        if key in fields and fields[key] == defaults.config.get(key):
+            fields[key] = None
+    if fields.get('Healthcheck'):
+        image_check = image_config.get('Healthcheck') or {}
+        check = dict((key, value) for key, value in fields['Healthcheck'].items()
+                     if key in image_check or defaults.healthcheck.get(key) != value)
+        fields['Healthcheck'] = check or None
+    return fields
+
+
+def _ulimit_name(name):
+    """``RLIMIT_NOFILE`` (Podman's inspect) -> ``nofile`` (what create takes)."""
+    return name[len('RLIMIT_'):].lower() if (name or '').upper().startswith('RLIMIT_') else name
+
+
+def _sorted_ulimits(ulimits):
+    return sorted((dict(u, Name=_ulimit_name(u.get('Name'))) for u in ulimits or []), key=lambda u: u['Name'])
+
+
+def _without_podman_host_defaults(host_config, defaults):
+    """HostConfig without the values Podman fills in by itself; the user's ulimits under create's names."""
+    result = {}
+    for key, value in host_config.items():
+        default = defaults.host_config.get(key)
+        if key == 'Ulimits':
+            # all or nothing: once create names one ulimit, Podman applies none of its defaults (and sets nproc
+            # to its own maximum), so a user's set is sent whole, the defaults among it too
+            if _sorted_ulimits(value) != _sorted_ulimits(default):
+                result[key] = _sorted_ulimits(value) or None
+        elif key == 'NetworkMode' and value == default:
+            continue  # Podman reports every bridge network as 'bridge': the endpoints say which
+        elif value != default or key in ('Binds', 'Mounts', 'Links', 'VolumesFrom'):
+            result[key] = value
+    return result
 
 
 # --------------------------------------------------------------------------- HostConfig
@@ -365,9 +432,11 @@ def _named_mounts(container):
     return mounts
 
 
-def _carried_host_config(container, renamed):
+def _carried_host_config(container, renamed, defaults=None):
     """HostConfig copied whole, with what inspect returns in a form create does not take fixed."""
     host_config = copy.deepcopy(_host_config(container))
+    if defaults is not None:
+        host_config = _without_podman_host_defaults(host_config, defaults)
     host_config['Links'] = _legacy_links(host_config.get('Links'), renamed)
     host_config['VolumesFrom'] = _volumes_from(host_config.get('VolumesFrom'), renamed)
     for key in ('NetworkMode', 'IpcMode', 'PidMode'):
@@ -408,6 +477,9 @@ def _user_volume_names(container):
 def _anonymous_binds(container):
     """``name:/path[:ro]`` for each anonymous volume Docker made for a declared path (image ``VOLUME``, ``-v /path``)."""
     declared = set(_path(path) for path in _config(container).get('Volumes') or {})
+    # Podman shows no Config.Volumes: an anonymous volume there is known by its name alone
+    declared.update(_path(m.get('Destination')) for m in container.get('Mounts') or []
+                    if m.get('Type') == 'volume' and _ANONYMOUS_VOLUME.match(m.get('Name') or ''))
     taken = _user_mount_destinations(container)
     binds = []
     for mount in container.get('Mounts') or []:
@@ -482,9 +554,32 @@ def _endpoint_link(link, renamed):
     return _follow(child, renamed) + sep + alias
 
 
-def _endpoint_config(container, network, endpoint, renamed):
+def _held_addresses(endpoint):
+    """Podman: the addresses an endpoint holds now, as the static addresses and MAC address to ask for.
+
+    Podman 4.3 reports neither ``IPAMConfig`` nor the MAC address asked for, only those in use: keeping what
+    the container holds keeps what the user set (and pins what Podman chose, which no one else holds while the
+    container is on the network). A stopped container holds none.
+    """
+    ipam = {}
+    if endpoint.get('IPAddress'):
+        ipam['IPv4Address'] = endpoint['IPAddress']
+    if endpoint.get('GlobalIPv6Address'):
+        ipam['IPv6Address'] = endpoint['GlobalIPv6Address']
+    return ipam, endpoint.get('MacAddress') or None
+
+
+def _endpoint_config(container, network, endpoint, renamed, podman=False):
     """The user's part of one endpoint: aliases, static addresses, links, driver options (MAC on 1.44+)."""
     config = {}
+    if podman:
+        ipam, mac = _held_addresses(endpoint)
+        aliases = [a for a in endpoint.get('Aliases') or [] if a != _short_id_alias(container)]
+        config.update((key, value) for key, value in (('Aliases', aliases), ('IPAMConfig', ipam), ('MacAddress', mac))
+                      if value)
+        if endpoint.get('DriverOpts'):
+            config['DriverOpts'] = dict(endpoint['DriverOpts'])
+        return config
     if network not in _BUILTIN_NETWORKS:
         short_id = _short_id_alias(container)
         aliases = [a for a in endpoint.get('Aliases') or [] if a != short_id]
@@ -519,16 +614,16 @@ def _primary_network(container):
     return mode
 
 
-def _network_endpoints(container, renamed):
+def _network_endpoints(container, renamed, podman=False):
     """{network name: endpoint config} of every network the container is on; none in host/none/container modes."""
     if _primary_network(container) is None:
         return {}
     networks = (container.get('NetworkSettings') or {}).get('Networks') or {}
-    return dict((name, _endpoint_config(container, name, endpoint or {}, renamed))
+    return dict((name, _endpoint_config(container, name, endpoint or {}, renamed, podman))
                 for name, endpoint in networks.items())
 
 
-def _split_networks(container, renamed):
+def _split_networks(container, renamed, podman=False):
     """(EndpointsConfig for create, [(name, endpoint config)] to connect afterwards): its networks, no more.
 
     Docker (20.10 and 26 alike) puts a new container on the networks of its
@@ -540,8 +635,8 @@ def _split_networks(container, renamed):
     mode's when the container is on it, else the first of its networks; the
     rest are connected before the start.
     """
-    endpoints = _network_endpoints(container, renamed)
-    if _inspect_is_api_144(container):
+    endpoints = _network_endpoints(container, renamed, podman)
+    if _inspect_is_api_144(container) or podman:  # Podman takes every network at create, whatever the API version
         return endpoints, []
     primary = _primary_network(container)
     if primary not in endpoints:
@@ -563,7 +658,7 @@ def _image_reference(old, old_image, new_image):
     return reference
 
 
-def plan_recreate(old, old_image, new_image, renamed_ids=None):
+def plan_recreate(old, old_image, new_image, renamed_ids=None, defaults=None):
     """The create request for the same container as ``old`` on ``new_image``.
 
     ``old`` is the container's inspect (``APIClient.inspect_container``),
@@ -574,20 +669,21 @@ def plan_recreate(old, old_image, new_image, renamed_ids=None):
     are reported by Docker under the child's *current* name, which is its backup
     name once the child was recreated, so for those the map also takes
     ``{backup name: name}``. Keys may be full IDs or unique ID prefixes.
+    ``defaults`` (``engine.EngineDefaults``, Podman only) is what the engine fills in by itself.
     """
     renamed = renamed_ids or {}
-    fields, inherited = _config_fields(old, old_image.get('Config') or {})
+    fields, inherited = _config_fields(old, old_image.get('Config') or {}, defaults)
     fields = _follow_the_image(fields, old, new_image)
     body = dict((key, value) for key, value in fields.items() if value is not None)
     body['Image'] = _image_reference(old, old_image, new_image)
 
-    host_config = _carried_host_config(old, renamed)
+    host_config = _carried_host_config(old, renamed, defaults)
     anonymous = _anonymous_binds(old)
     if anonymous:
         host_config['Binds'] = list(host_config.get('Binds') or []) + anonymous
     body['HostConfig'] = host_config
 
-    at_create, extra = _split_networks(old, renamed)
+    at_create, extra = _split_networks(old, renamed, defaults is not None)
     if at_create:
         body['NetworkingConfig'] = {'EndpointsConfig': at_create}
 
@@ -728,17 +824,17 @@ def _diff_values(prefix, old, new):
     return differences
 
 
-def _diff_config_fields(old, new, old_image, new_image):
-    old_fields = _follow_the_image(_config_fields(old, old_image.get('Config') or {})[0], old, new_image)
-    new_fields = _config_fields(new, new_image.get('Config') or {})[0]
+def _diff_config_fields(old, new, old_image, new_image, defaults=None):
+    old_fields = _follow_the_image(_config_fields(old, old_image.get('Config') or {}, defaults)[0], old, new_image)
+    new_fields = _config_fields(new, new_image.get('Config') or {}, defaults)[0]
     differences = _diff_env(old_fields.pop('Env', None), new_fields.pop('Env', None))
     return differences + _diff_values('Config', old_fields, new_fields)
 
 
-def _diff_host_config(old, new, renamed):
-    old_host_config = _carried_host_config(old, renamed)
+def _diff_host_config(old, new, renamed, defaults=None):
+    old_host_config = _carried_host_config(old, renamed, defaults)
     old_host_config['Binds'] = sorted(old_host_config.get('Binds') or [])
-    new_host_config = _carried_host_config(new, {})
+    new_host_config = _carried_host_config(new, {}, defaults)
     kept = set(_anonymous_binds(old))
     new_host_config['Binds'] = sorted(b for b in new_host_config.get('Binds') or [] if b not in kept)
     # Docker 26 stores the network mode 'default' as what it means, 'bridge'
@@ -748,9 +844,9 @@ def _diff_host_config(old, new, renamed):
     return _diff_values('HostConfig', old_host_config, new_host_config)
 
 
-def _diff_networks(old, new, renamed):
-    old_endpoints = _network_endpoints(old, renamed)
-    new_endpoints = _network_endpoints(new, {})
+def _diff_networks(old, new, renamed, podman=False):
+    old_endpoints = _network_endpoints(old, renamed, podman)
+    new_endpoints = _network_endpoints(new, {}, podman)
     differences = []
     for name in sorted(set(old_endpoints) | set(new_endpoints)):
         if name not in new_endpoints or name not in old_endpoints:
@@ -785,19 +881,19 @@ def _diff_volumes(old, new, new_image):
     return differences
 
 
-def diff_config(old_inspect, new_inspect, old_image, new_image, renamed_ids=None):
+def diff_config(old_inspect, new_inspect, old_image, new_image, renamed_ids=None, defaults=None):
     """[(field, old, new)] differences between two containers that the image change does not explain.
 
     Empty when ``new_inspect`` is ``old_inspect`` recreated on ``new_image``
     with nothing lost. The same rules as :func:`plan_recreate` decide what is
-    the user's; env values are shown as ``<hidden>``.
+    the user's (``defaults``: what Podman fills in, as there); env values are shown as ``<hidden>``.
     """
     renamed = renamed_ids or {}
     differences = []
     if (old_inspect.get('Name') or '') != (new_inspect.get('Name') or ''):
         differences.append(('Name', old_inspect.get('Name'), new_inspect.get('Name')))
-    differences += _diff_config_fields(old_inspect, new_inspect, old_image, new_image)
-    differences += _diff_host_config(old_inspect, new_inspect, renamed)
-    differences += _diff_networks(old_inspect, new_inspect, renamed)
+    differences += _diff_config_fields(old_inspect, new_inspect, old_image, new_image, defaults)
+    differences += _diff_host_config(old_inspect, new_inspect, renamed, defaults)
+    differences += _diff_networks(old_inspect, new_inspect, renamed, defaults is not None)
     differences += _diff_volumes(old_inspect, new_inspect, new_image)
     return differences

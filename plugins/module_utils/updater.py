@@ -20,6 +20,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import time
+import uuid
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
@@ -27,11 +28,13 @@ from ansible_collections.patchops.docker.plugins.module_utils.errors import Inva
 from ansible_collections.patchops.docker.plugins.module_utils.client import DockerException, RequestException
 from ansible_collections.patchops.docker.plugins.module_utils import engine, platforms
 from ansible_collections.patchops.docker.plugins.module_utils.image_age import (
-    LABEL_BUILD_CONTEXT,
     age_days,
+    built_here,
     classify,
     known_digests,
     parse_reference,
+    record_of_inspect,
+    systemd_unit,
 )
 from ansible_collections.patchops.docker.plugins.module_utils.inventory import iso_to_epoch, primary_name, select_containers
 from ansible_collections.patchops.docker.plugins.module_utils.journal import Journal
@@ -52,7 +55,8 @@ from ansible_collections.patchops.docker.plugins.module_utils.registry import (
 from ansible_collections.patchops.docker.plugins.module_utils.snapshot import MODES as SNAPSHOT_MODES
 from ansible_collections.patchops.docker.plugins.module_utils.snapshot import SnapshotError, Snapshots, preflight
 from ansible_collections.patchops.docker.plugins.module_utils.snapshot import wanted as snapshot_wanted
-from ansible_collections.patchops.docker.plugins.module_utils.swap import Swapper, backup_name, recover
+from ansible_collections.patchops.docker.plugins.module_utils.swap import Swapper, SwapOutcome, backup_name, recover
+from ansible_collections.patchops.docker.plugins.module_utils.systemd import restart_unit
 
 ACTIONS = ('updated', 'unchanged', 'deferred', 'rolled_back', 'failed', 'skipped')
 LOCK_TIMEOUT = 900
@@ -141,7 +145,7 @@ class Decision(object):
     """
 
     __slots__ = ('name', 'inspect', 'image', 'old_image_id', 'new_image_id', 'new_image', 'retag',
-                 'remote_digest', 'result', 'follower', 'restore_from')
+                 'remote_digest', 'result', 'follower', 'restore_from', 'systemd_unit')
 
     def __init__(self, name, inspect, image, follower=False):
         self.name = name
@@ -155,6 +159,7 @@ class Decision(object):
         self.result = None
         self.follower = follower
         self.restore_from = None
+        self.systemd_unit = None  # restarted instead of recreated (Podman, restart_systemd_units)
 
 
 class Updater(object):
@@ -165,6 +170,8 @@ class Updater(object):
         self.check_mode = check_mode
         self.journal = Journal(params['state_dir'])
         self.engine = None
+        self.podman = False
+        self._podman_defaults = None
         self._registry = None
         self._old_images = {}
         self._summaries = []
@@ -194,6 +201,7 @@ class Updater(object):
     def _run_locked(self):
         recovered = [] if self.check_mode else recover(self.api, self.journal)
         self.engine = engine.read(self.api)
+        self.podman = engine.is_podman(self.engine)
         summaries = self.api.containers(all=True)
         selected = select_containers(summaries, self.params['containers'], self.client.docker_host)
         inspects = [self.api.inspect_container(summary['Id']) for summary in selected]
@@ -295,7 +303,10 @@ class Updater(object):
             ref = parse_reference(reference, inspect.get('Image'))
             decision = Decision(name, inspect, reference)
             decisions[name] = decision
-            if ref is None:
+            refused = self._podman_refusal(inspect, decision) if self.podman else None
+            if refused is not None:
+                decision.result = _entry(name, 'skipped', refused, inspect.get('Image'), image=reference)
+            elif ref is None:
                 decision.result = _entry(name, 'unchanged', 'Created from an image ID; there is no tag to follow.',
                                          inspect.get('Image'), image=reference)
             elif ref.digest:
@@ -320,6 +331,27 @@ class Updater(object):
         else:
             self._decide_from_pull(decisions, refs)
         return decisions
+
+    def _podman_refusal(self, inspect, decision):
+        """Why a container on a Podman host is left alone (one sentence), or None.
+
+        A container in a pod shares the pod's namespaces, and Podman's Docker-compatible API cannot create a
+        container into a pod. A container that a systemd unit runs (label ``PODMAN_SYSTEMD_UNIT``) is systemd's:
+        recreated behind its back, the unit would stop or start the old one; with ``restart_systemd_units``
+        the unit is restarted on the new image instead.
+        """
+        pod = engine.podman_pod(self.api, inspect['Id'])
+        if pod:
+            return ("Not recreated: it belongs to Podman pod '%s', and Podman's Docker-compatible API cannot create "
+                    "a container inside a pod; update the pod with podman instead." % engine.podman_pod_name(self.api, pod))
+        unit = systemd_unit((inspect.get('Config') or {}).get('Labels'))
+        if unit is None:
+            return None
+        if self.params.get('restart_systemd_units'):
+            decision.systemd_unit = unit
+            return None
+        return ('Managed by systemd unit %s; left alone, since the unit would run the old configuration again '
+                'behind a recreate (restart_systemd_units restarts the unit after the pull instead).' % unit)
 
     def _decide_previous(self, decisions, refs):
         """Back to the image each container ran before the last run, which the journal recorded."""
@@ -387,12 +419,11 @@ class Updater(object):
                                          decision.old_image_id, decision.old_image_id, decision.image)
 
     def _built_here(self, refs):
-        """The distinct references among ``refs`` whose local image image_rebuild built on this host
-        (no registry has them), each inspected once."""
+        """The distinct references among ``refs`` whose local image was built on this host (no registry has
+        them: image_rebuild's, a build without a repo digest, a Podman build), each inspected once."""
         built = set()
         for reference in set(str(ref) for ref in refs):
-            labels = ((self._image(reference) or {}).get('Config') or {}).get('Labels') or {}
-            if LABEL_BUILD_CONTEXT in labels:
+            if built_here(record_of_inspect(self._image(reference), self.podman)):
                 built.add(reference)
         return built
 
@@ -433,7 +464,10 @@ class Updater(object):
                     % (age_days(created, now), min_age), decision.old_image_id, outcome.image_id, decision.image)
 
     def _image(self, reference):
-        return local_image(self.api, reference)
+        image = local_image(self.api, reference)
+        if self.podman and image is not None:
+            image = engine.podman_image(self.api, image['Id'], image)
+        return image
 
     def _same_for_platform(self, ref, decision, new_image):
         """Whether the pulled image is the one the container runs, under another ID (containerd image store)."""
@@ -532,7 +566,17 @@ class Updater(object):
             # The tag names the previous image again, so the container keeps following its tag.
             ref = decision.retag
             self.api.tag(new_image['Id'], ref.name, ref.tag, force=True)
-        plan = plan_recreate(fresh, old_image, new_image, renamed)
+        if decision.systemd_unit:
+            outcome = self._restart_unit(decision, fresh, new_image)
+            return _entry(name, outcome.action, outcome.message, fresh.get('Image'),
+                          new_image.get('Id') if outcome.action == 'updated' else None, decision.image,
+                          outcome.downtime)
+        try:
+            defaults = self._defaults_of(new_image)
+        except (DockerException, RequestException) as exc:
+            return _entry(name, 'failed', 'Nothing was changed: Podman did not say what it sets on a new container '
+                          '(a probe container failed: %s).' % exc, decision.old_image_id, image=decision.image)
+        plan = plan_recreate(fresh, old_image, new_image, renamed, defaults)
         outcome = swapper.swap(fresh, plan, snapshot=self._wants_snapshot(fresh), restore_from=decision.restore_from)
         message = outcome.message
         if decision.follower:
@@ -546,6 +590,30 @@ class Updater(object):
         return _entry(name, outcome.action, message, fresh.get('Image'),
                       new_image.get('Id') if outcome.action == 'updated' else None,
                       decision.image, outcome.downtime, outcome.hooks, outcome.snapshot)
+
+    def _defaults_of(self, image):
+        """On Podman, what it fills in on a container nobody configured (once per run); None elsewhere."""
+        if not self.podman:
+            return None
+        if self._podman_defaults is None:
+            self._podman_defaults = engine.podman_defaults(self.api, image['Id'], uuid.uuid4().hex[:12])
+        return self._podman_defaults
+
+    def _restart_unit(self, decision, fresh, new_image):
+        """A container that a systemd unit runs: the unit restarts it on the pulled image (restart_systemd_units)."""
+        began = time.time()
+        ok, message = restart_unit(self.client.module, decision.systemd_unit, self.client.docker_host)
+        if not ok:
+            return SwapOutcome('failed', message)
+        after = self.api.containers(all=True, filters={'name': '^/?%s$' % decision.name})
+        running = [c for c in after if c.get('ImageID') == new_image.get('Id') and c.get('State') == 'running']
+        if not running:
+            return SwapOutcome('failed', 'systemd unit %s was restarted, but container %s does not run the new '
+                               'image %s; see systemctl status %s.' % (decision.systemd_unit, decision.name,
+                                                                       new_image.get('Id'), decision.systemd_unit))
+        return SwapOutcome('updated', 'Pulled the new image and restarted systemd unit %s, which recreated the '
+                           'container.' % decision.systemd_unit, new_id=running[0]['Id'],
+                           downtime=round(time.time() - began, 3))
 
     def _followers(self, planned, names_by_id, summaries):
         """Containers outside the request that break when a planned one is recreated under them.

@@ -79,9 +79,11 @@ options:
       - V(missing) pulls only when the tag is not on the host; otherwise recreates onto the local tag.
       - V(never) never pulls; recreates onto the local tag when it names a newer image (for images rebuilt on the
         host).
-      - A tag whose local image M(patchops.docker.image_rebuild) built (it carries the label
-        C(patchops.docker.build-context)) is never pulled and never looked up in a registry, whatever this option
-        says - no registry has it; the container is recreated when the local tag names a newer build.
+      - A tag whose local image was built on the host is never pulled and never looked up in a registry, whatever
+        this option says - no registry has it; the container is recreated when the local tag names a newer build.
+        Built on the host means built by M(patchops.docker.image_rebuild) (label C(patchops.docker.build-context)),
+        built without a repo digest (Docker's classic image store), or on Podman, which gives its own builds a
+        repo digest too, built from another image on the host (the image has a parent) or named C(localhost/...).
     type: str
     choices: [always, missing, never]
     default: always
@@ -178,6 +180,19 @@ options:
       - A container the last run took no snapshot of ends V(failed), untouched.
     type: bool
     default: false
+  restart_systemd_units:
+    description:
+      - On a Podman host, a container that a systemd unit runs (label C(PODMAN_SYSTEMD_UNIT), set by
+        C(podman generate systemd --new) and by Quadlet) is by default left alone and ends V(skipped) with the
+        message V(Managed by systemd unit <unit>; left alone...). Recreated behind systemd's back, the unit would
+        stop or start a container it no longer knows.
+      - V(true) pulls its new image like any other, then restarts the unit with C(systemctl restart <unit>)
+        (C(systemctl --user) behind a rootless socket C(unix:///run/user/UID/podman/podman.sock)) on the managed
+        node, and checks that the container the unit made runs the new image; the unit's own configuration
+        decides everything else. There is no health gate or rollback beyond what the unit does.
+      - Needs C(systemctl) on the managed node, which must be the Podman host itself.
+    type: bool
+    default: false
   state_dir:
     description:
       - Directory on the managed node for the journal, the lock and the snapshots (created with mode 0700, files
@@ -192,6 +207,14 @@ notes:
     new image with the same volumes; after that C(up -d) leaves it alone.
   - Formerly anonymous volumes are mounted by name after an update, so C(docker rm -v) and
     C(docker-compose down -v) no longer remove them; C(docker volume prune) does.
+  - Podman 4.3+ (through C(podman system service), see the collection's C(docs/podman.md)) - the same guarantees,
+    with these differences. What Podman fills in by itself (its default ulimits, IPC/PID/UTS modes, runtime,
+    C(TERM) and C(container) in the environment, stop signal and timeout) is read from a probe container
+    (C(patchops-probe-<random>), created and removed at once) and left for Podman to fill in again; ulimits the
+    user set are kept. Podman does not report which IP and MAC addresses were asked for, so a running container
+    keeps the addresses it holds on every network (a stopped one gets new ones). A container in a Podman pod ends
+    V(skipped) - Podman's Docker-compatible API cannot create a container inside a pod. A container that a
+    systemd unit runs ends V(skipped) unless O(restart_systemd_units=true).
 seealso:
   - module: patchops.docker.image_age_info
     description: Report which containers have a newer image waiting.
@@ -382,6 +405,7 @@ def argument_spec():
         snapshot=dict(type='str', choices=['none', 'volumes'], default='none'),
         snapshot_keep=dict(type='int', default=1),
         restore_data=dict(type='bool', default=False),
+        restart_systemd_units=dict(type='bool', default=False),
         state_dir=dict(type='path', default=DEFAULT_STATE_DIR),
     ))
 

@@ -336,18 +336,7 @@ def fleet_report(host_results, run=None):
         raise AnsibleFilterError('fleet_report expects run to be a dict, got %s.' % type(run).__name__)
     hosts = [_host_entry(str(name), result) for name, result in host_results.items()]
     hosts.sort(key=lambda host: _natural_key(host['name']))
-
-    summary = dict((key, 0) for key in HOST_COUNTS + CONTAINER_COUNTS + REBUILD_COUNTS)
-    summary['recovered'] = 0
-    summary['interrupted'] = 0
-    summary['hosts'] = len(hosts)
-    for host in hosts:
-        summary['hosts_' + host['status']] += 1
-        for key in CONTAINER_COUNTS + ('recovered', 'interrupted') + REBUILD_COUNTS:
-            summary[key] = summary.get(key, 0) + host['summary'][key]
-    ages = [h['summary']['oldest_image_age_days'] for h in hosts if h['summary']['oldest_image_age_days'] is not None]
-    summary['oldest_image_age_days'] = max(ages) if ages else None
-
+    summary = _fleet_summary(hosts)
     run_info = _run_info(run, hosts)
     for host in hosts:
         # check_mode is the run's; per host it only served to name would_update
@@ -359,6 +348,54 @@ def fleet_report(host_results, run=None):
         'summary': summary,
         'hosts': hosts,
     }
+
+
+def merge_reports(reports):
+    """One report of several (AWX job slices, or several runs of one window): every host once, from the report
+    generated last that has it; the summary counted again over those hosts."""
+    if not isinstance(reports, (list, tuple)) or not reports:
+        raise AnsibleFilterError('merge_reports expects a list of one or more fleet reports.')
+    latest = {}
+    runs = []
+    for index, report in enumerate(reports):
+        report = _checked_report(report, 'merge_reports')
+        generated = _text(report.get('generated'))
+        runs.append(_mapping(report.get('run')))
+        for host in _list(report.get('hosts')):
+            name = _text(host.get('name'))
+            if name and (name not in latest or (generated, index) >= latest[name][0]):
+                latest[name] = ((generated, index), host)
+    hosts = sorted((dict(host) for _key, host in latest.values()), key=lambda host: _natural_key(host['name']))
+    run = dict((key, value) for r in runs for key, value in r.items()
+               if key != 'check_mode' and (value is None or isinstance(value, (str, bool, int, float))))
+    run = _run_info(run, [])
+    run['check_mode'] = any(_truthy(r.get('check_mode')) for r in runs)
+    run['merged_reports'] = len(reports)
+    return {
+        'schema_version': SCHEMA_VERSION,
+        'generated': _utc_now(),
+        'run': run,
+        'summary': _fleet_summary(hosts),
+        'hosts': hosts,
+    }
+
+
+def _fleet_summary(hosts):
+    """The fleet's counts: hosts by status, then every host summary count summed."""
+    summary = dict((key, 0) for key in HOST_COUNTS + CONTAINER_COUNTS + REBUILD_COUNTS)
+    summary['recovered'] = 0
+    summary['interrupted'] = 0
+    summary['hosts'] = len(hosts)
+    for host in hosts:
+        if 'hosts_%s' % host.get('status') in summary:
+            summary['hosts_%s' % host['status']] += 1
+        counts = _mapping(host.get('summary'))
+        for key in CONTAINER_COUNTS + ('recovered', 'interrupted') + REBUILD_COUNTS:
+            summary[key] = summary.get(key, 0) + (_count(counts.get(key)) or 0)
+    ages = [_mapping(h.get('summary')).get('oldest_image_age_days') for h in hosts]
+    ages = [age for age in ages if isinstance(age, (int, float)) and not isinstance(age, bool)]
+    summary['oldest_image_age_days'] = max(ages) if ages else None
+    return summary
 
 
 def security_rows(report):

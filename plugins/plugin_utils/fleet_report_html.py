@@ -43,7 +43,12 @@ _TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'templates
 _Group = namedtuple('_Group', 'label cards')
 _Card = namedtuple('_Card', 'classes value label')
 _NotPatched = namedtuple('_NotPatched', 'name status why')
-_Host = namedtuple('_Host', 'anchor name status engine why why_class counts containers rebuilds')
+_Host = namedtuple('_Host', 'anchor name status engine why why_class counts containers rebuilds open')
+# Hosts beyond this many are shown collapsed (failed and unreachable ones stay open), so that a report of a
+# thousand hosts opens as a list of host lines, failures first.
+EXPANDED_HOSTS = 20
+# The order of the host sections: what needs a look first.
+STATUS_ORDER = {'failed': 0, 'unreachable': 1, 'skipped': 2, 'checked': 3, 'patched': 4}
 # a row of a host's table; the template unpacks it in this order. update: 'available', 'none' or 'unknown'
 _Container = namedtuple('_Container', 'name image version age stale exposed update action action_label reason message')
 _Rebuild = namedtuple('_Rebuild', 'name action label reason')
@@ -264,9 +269,10 @@ def _container(c):
                       action, ACTION_LABELS.get(action, action) if action else '', c.get('reason'), message)
 
 
-def _host(index, host, check_mode):
+def _host(index, host, check_mode, many):
     containers = host.get('containers') or []
     return _Host(
+        open=not many or host.get('status') in ('failed', 'unreachable'),
         anchor='host-%d' % index,
         name=host.get('name'),
         status=host.get('status'),
@@ -312,5 +318,8 @@ def fleet_report_html(report):
                      for h in _not_patched(hosts)],
         chart=_age_chart(hosts),
         security=security_rows(report),
-        hosts=[_host(index, host, check_mode) for index, host in enumerate(hosts)],
+        hosts=[_host(index, host, check_mode, len(hosts) > EXPANDED_HOSTS) for index, host in
+               sorted(enumerate(hosts), key=lambda item: STATUS_ORDER.get(item[1].get('status'), 5))],
+        statuses=[status for status in sorted(STATUS_ORDER, key=STATUS_ORDER.get)
+                  if any(h.get('status') == status for h in hosts)],
         schema_version=report.get('schema_version'))

@@ -14,6 +14,7 @@ from ansible_collections.patchops.docker.plugins.filter.fleet_report import (
     fleet_report_html,
     fleet_report_markdown,
 )
+from ansible_collections.patchops.docker.plugins.plugin_utils.fleet_report_data import merge_reports
 from ansible_collections.patchops.docker.plugins.plugin_utils.fleet_report_html import _bin_width
 
 # Values planted where a module result can carry them; none may reach any of the three outputs.
@@ -677,3 +678,52 @@ def test_pending_security_updates_are_shown_by_container_most_first():
     quiet = fleet_report({'h1': host_result('h1', 'checked', [plain])})
     assert 'Pending security updates' not in fleet_report_markdown(quiet)
     assert 'Pending security updates' not in fleet_report_html(quiet)
+
+
+def test_merged_slices_hold_every_host_once_and_count_again():
+    slice1 = fleet_report({'h1': host_result('h1', 'patched', [checked('web', 'shop/web:1', 40.0, stale=True)]),
+                           'h2': host_result('h2', 'failed', [checked('db', 'shop/db:1', 3.0)], error='Boom.')},
+                          {'playbook': 'Patch containers', 'awx_job_id': 1})
+    slice2 = fleet_report({'h3': host_result('h3', 'checked', [checked('api', 'shop/api:1', 99.5)])},
+                          {'playbook': 'Patch containers', 'awx_job_id': 2})
+    # a later run of the same window fixed h2: its report wins for h2
+    rerun = fleet_report({'h2': host_result('h2', 'patched', [checked('db', 'shop/db:1', 3.0)])})
+    rerun['generated'] = '2999-01-01T00:00:00Z'
+
+    merged = merge_reports([slice1, slice2, rerun])
+
+    assert [h['name'] for h in merged['hosts']] == ['h1', 'h2', 'h3']
+    assert host(merged, 'h2')['status'] == 'patched'
+    assert (merged['summary']['hosts'], merged['summary']['hosts_patched'], merged['summary']['hosts_failed'],
+            merged['summary']['hosts_checked']) == (3, 2, 0, 1)
+    assert merged['summary']['containers'] == 3 and merged['summary']['stale'] == 1
+    assert merged['summary']['oldest_image_age_days'] == 99.5
+    assert merged['run']['merged_reports'] == 3 and merged['run']['check_mode'] is False
+    assert set(merged['summary']) == set(slice1['summary'])
+    # the views render a merged report like any other
+    assert '## h3 — checked' in fleet_report_markdown(merged)
+    assert merge_reports([merged])['hosts'] == merged['hosts']
+
+
+@pytest.mark.parametrize('bad', [[], [{'hosts': []}], 'not a list'])
+def test_merge_refuses_what_is_not_a_list_of_reports(bad):
+    with pytest.raises(AnsibleFilterError):
+        merge_reports(bad)
+
+
+def test_a_large_fleet_opens_as_host_lines_failures_first_with_a_status_filter():
+    results = dict(('h%02d' % i, host_result('h%02d' % i, 'patched', [checked('c', 'shop/c:1', 1.0)]))
+                   for i in range(30))
+    results['h17'] = host_result('h17', 'failed', [checked('c', 'shop/c:1', 1.0)], error='Boom.')
+    results['h03'] = None  # never reported: unreachable
+    page = fleet_report_html(fleet_report(results))
+    parse(page)
+    order = re.findall(r'<details class="host s-(\w+)" id="host-(\d+)"( open)?>', page)
+    assert [status for status, _index, _open in order[:2]] == ['failed', 'unreachable']
+    assert all(opened for status, _index, opened in order if status != 'patched')
+    assert not any(opened for status, _index, opened in order if status == 'patched')
+    for status in ('failed', 'unreachable', 'patched'):
+        assert 'id="show-%s"' % status in page
+    assert 'id="show-checked"' not in page
+    small = fleet_report_html(fleet_report(dict(list(results.items())[:5])))
+    assert small.count('<details class="host') == small.count(' open>') == 5

@@ -359,6 +359,21 @@ def test_a_locally_built_image_is_never_pulled(engine, unique, state_dir):
     assert engine.exec(name, 'cat', '/v').strip() == 'two'
 
 
+def test_image_rebuild_builds_then_leaves_the_image_alone(engine, tmp_path, unique):
+    (tmp_path / 'Dockerfile').write_text('FROM %s\nRUN echo %s > /built\n' % (sandbox.BASE_IMAGE, unique))
+    tag = 'pm-rebuild-%s:1' % unique
+    engine.made['images'].append(tag)
+    args = dict(docker_host=engine.docker_host, images=[dict(name=tag, context=str(tmp_path))])
+
+    first = run_module('image_rebuild', args)
+    second = run_module('image_rebuild', args)
+
+    assert not first.failed and first['images'][0]['action'] == 'rebuilt', first
+    assert engine.api.inspect_image(tag)['Config']['Labels'].get('patchops.docker.build-context') == str(tmp_path)
+    assert second['images'][0]['action'] == 'unchanged', second
+    assert not second['changed']
+
+
 # --------------------------------------------------------------------------- Podman alone
 
 def test_a_container_systemd_runs_is_reported_and_left_alone(podman, repo, unique, state_dir):

@@ -97,7 +97,7 @@ def main(argv=None):
     parser.add_argument('--containers', type=int, default=50)
     parser.add_argument('--runs', type=int, default=3)
     parser.add_argument('--no-docs', action='store_true')
-    args = parser.parse_args(argv)
+    args = parser.parse_known_args(argv)[0]  # the options of the other benchmarks are theirs
     work = tempfile.mkdtemp(prefix='bench-report-')
     results_path = os.path.join(work, 'results.json')
     with open(results_path, 'w') as handle:

@@ -73,7 +73,7 @@ def main(argv=None):
     parser.add_argument('--runs', type=int, default=3)
     parser.add_argument('--size-mib', type=int, default=1024)
     parser.add_argument('--no-docs', action='store_true')
-    args = parser.parse_args(argv)
+    args = parser.parse_known_args(argv)[0]  # the options of the other benchmarks are theirs
     info = sandbox.up()
     api = docker.APIClient(base_url=info['docker_host'])
     volume = 'bench-snapshot'

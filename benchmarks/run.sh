@@ -14,8 +14,10 @@
 # registry requests a check of 40 multi-platform tags makes), then benchmarks/bench_snapshot.py
 # (container_update's volume snapshot and restore of 1 GiB beside cp -a), then
 # benchmarks/bench_report.py (the fleet report of 1,000 hosts x 50 containers: time, memory,
-# size); each prints its tables and writes them into docs/performance.md. BENCH_ONLY=image_age,
-# update, scaling, fleet, registry, snapshot or report runs one of them. Arguments go to each benchmark (e.g.
+# size), then benchmarks/bench_packages_read.py (image_packages_info's read of one image beside
+# docker export | tar -x); each prints its tables and writes them into docs/performance.md.
+# BENCH_ONLY=image_age, update, scaling, fleet, registry, snapshot, report or packages_read runs
+# one of them. Arguments go to each benchmark (e.g.
 # --runs 3, --no-docs; --images/--per-image mean different set-ups to each, so
 # pass them with BENCH_ONLY). BENCH_PROFILE=1 also profiles one module run with
 # pyinstrument, installed into a throwaway venv under /tmp.
@@ -28,8 +30,8 @@ sandbox="python3 $repo/tests/sandbox"
 [[ -x $python ]] || { echo "bench: $python is missing; run make venv" >&2; exit 1; }
 only=${BENCH_ONLY:-}
 case $only in
-    ''|image_age|update|scaling|fleet|registry|snapshot|report) ;;
-    *) echo "bench: BENCH_ONLY must be image_age, update, scaling, fleet, registry, snapshot or report, not $only" >&2; exit 2 ;;
+    ''|image_age|update|scaling|fleet|registry|snapshot|report|packages_read) ;;
+    *) echo "bench: BENCH_ONLY must be image_age, update, scaling, fleet, registry, snapshot, report or packages_read, not $only" >&2; exit 2 ;;
 esac
 
 running=$($sandbox info | python3 -c 'import json,sys; r=json.load(sys.stdin)["running"]; print(int(r["engine"] and r["registry"]))')
@@ -62,7 +64,7 @@ if [[ ${BENCH_PROFILE:-0} == 1 ]]; then
     args+=(--profile "$profile_venv/bin/python")
 fi
 
-for bench in image_age update scaling fleet registry snapshot report; do
+for bench in image_age update scaling fleet registry snapshot report packages_read; do
     [[ -z $only || $only == "$bench" ]] || continue
     "$python" "benchmarks/bench_$bench.py" "${args[@]}" || { rc=$?; ((status != 0)) || status=$rc; }
 done

@@ -124,6 +124,30 @@ def test_a_broken_image_on_one_host_stops_the_window_with_serial(fleet, world, t
     assert hosts['host3']['status'] == 'skipped'
 
 
+def test_a_bad_image_on_the_canary_stops_the_window(fleet, world, tmp_path, unique):
+    # canary then waves: [1, "25%", "100%"]; the canary (host1) gets a bad image, nothing else is touched
+    publish_newer(world, 'host1', cmd=['sh', '-c', 'exit 3'])
+    publish_newer(world, 'host2')
+    publish_newer(world, 'host3')
+    before = container_ids(world)
+
+    proc, report = run_fleet(tmp_path, unique, extra=dict(patch_containers_serial=[1, '25%', '100%'],
+                                                          patch_containers_max_fail_percentage=0))
+
+    assert proc.returncode != 0
+    assert container_ids(world) == before, 'the canary rolled back and no other host was touched'
+    hosts = hosts_of(report)
+    assert hosts['host1']['status'] == 'failed'
+    assert set(actions(hosts['host1']).values()) == {'rolled_back'}
+    for host in ('host2', 'host3'):
+        assert hosts[host]['status'] == 'skipped'
+        assert hosts[host]['error'] == 'Not reached yet in this run (a later batch, or the play stopped before it).'
+        assert hosts[host]['containers'] == []
+    assert report['summary']['hosts_skipped'] == 2
+    markdown = (tmp_path / 'report' / 'patch-report.md').read_text()
+    assert '| host2 | skipped | Not reached yet in this run (a later batch, or the play stopped before it). |' in markdown
+
+
 def test_max_fail_percentage_lets_the_others_go_on(fleet, world, tmp_path, unique):
     publish_newer(world, 'host1')
     publish_newer(world, 'host2', cmd=['sh', '-c', 'exit 3'])

@@ -711,3 +711,47 @@ def test_the_mirror_down_is_every_mirrored_image_s_error(packages, images, mirro
     one_sentence(entries['host']['error'])
     one_sentence(entries['alpine']['error'])
     assert entries['busybox']['error'] is None
+
+
+def test_the_role_reports_pending_security_updates_and_patches_only_those_with_security_only(
+        sb, docker_host, mirror, statuses, work, containers, unique, tmp_path):
+    """patch_containers_packages with patch_containers_security_only: two containers with newer images waiting;
+    only the one whose image carries a pending security update is patched, the report says why the other is not."""
+    os_release = open(HOST_OS_RELEASE, encoding='utf-8').read()
+    texts = statuses['texts']
+    repo = '%s/itest/pkgrole-%s' % (sb['registry'], unique)
+    names = {}
+    for kind in ('downgraded', 'current'):
+        ref = '%s-%s:1' % (repo, kind)
+        files = {'/var/lib/dpkg/status': texts[kind], '/etc/os-release': os_release}
+        sandbox.publish(ref, files=files, cmd=['sleep', '86400'])
+        names[kind] = containers.run('%s-%s' % (kind, unique), ref)
+        # a newer image for the tag (the same packages: what the registry has is what matters to the update)
+        sandbox.publish(ref, files=files, cmd=['sleep', '86401'])
+    pkg, old, new = statuses['downgraded']
+    requests_before = len(sandbox.mirror_requests())
+    extra = dict(patch_containers_docker_host=docker_host, patch_containers_state_dir=str(tmp_path / 'state'),
+                 patch_containers_include=['*-%s' % unique], patch_containers_hosts='localhost',
+                 patch_containers_stable_seconds=1, patch_containers_packages=True,
+                 patch_containers_security_only=True, patch_containers_package_mirrors=mirrors(mirror),
+                 patch_containers_package_cache_dir=str(tmp_path / 'cache'),
+                 patch_containers_report_dir=str(tmp_path / 'report'), ansible_python_interpreter=target_python())
+    proc = subprocess.run(['ansible-playbook', '-i', 'localhost,', '-c', 'local', 'patchops.docker.patch_containers',
+                           '-e', json.dumps(extra)], capture_output=True, text=True, timeout=900, check=False,
+                          env=dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_LOCALHOST_WARNING='0'))
+
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    report = json.loads((tmp_path / 'report' / 'patch-report.json').read_text())
+    (host,) = report['hosts']
+    entries = dict((c['name'], c) for c in host['containers'])
+    patched, left = entries[names['downgraded']], entries[names['current']]
+    assert patched['action'] == 'updated' and patched['security_updates'] == 1
+    assert {'name': pkg, 'installed': old, 'available': new, 'security': True} in patched['packages']
+    assert left['action'] == 'excluded' and left['security_updates'] == 0
+    assert left['message'] == 'no security updates pending in its image (patch_containers_security_only)'
+    assert report['summary']['containers_with_security_updates'] == 1
+    html = (tmp_path / 'report' / 'patch-report.html').read_text()
+    assert '<h2>Pending security updates</h2>' in html and pkg in html
+    # the indexes were asked for once for the run: three suites' InRelease and Packages
+    asked = sandbox.mirror_requests()[requests_before:]
+    assert len([line for line in asked if line.split()[1].endswith('/InRelease')]) == 3, asked

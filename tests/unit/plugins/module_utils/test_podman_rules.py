@@ -21,8 +21,9 @@ DEFAULTS = EngineDefaults(
                  'NetworkMode': 'bridge', 'Ulimits': PODMAN_ULIMITS, 'ShmSize': 65536000, 'Binds': [],
                  'RestartPolicy': {'Name': '', 'MaximumRetryCount': 0}, 'CapAdd': []},
     healthcheck=dict(PODMAN_HEALTHCHECK_DEFAULTS))
-IMAGE = {'Id': 'sha256:' + '9' * 64, 'Config': {'Env': ['PATH=/bin'], 'Cmd': ['serve'],
-                                                 'Healthcheck': {'Test': ['CMD-SHELL', 'true'], 'Interval': 10 ** 9}}}
+IMAGE = {'Id': 'sha256:' + '9' * 64,
+         'Config': {'Env': ['PATH=/bin'], 'Cmd': ['serve'],
+                    'Healthcheck': {'Test': ['CMD-SHELL', 'true'], 'Interval': 10 ** 9}}}
 
 
 def container(ulimits=None, env=None, healthcheck=None, running=True):

@@ -88,7 +88,7 @@ def report(info, status_bytes, rows):
              '',
              '| Reading the package database of one image | Seconds (median) | × floor | Runs |',
              '| --- | ---: | ---: | --- |']
-    for key, title in (('floor', 'floor: `docker create` + `docker export | tar -x` of the status file + `docker rm`'),
+    for key, title in (('floor', 'floor: `docker create` + `docker export \\| tar -x` of the status file + `docker rm`'),
                        ('module', '`image_packages_info` (create, read os-release, status and sources, parse, '
                                   'remove)')):
         median = statistics.median(rows[key])

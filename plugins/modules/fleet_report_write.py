@@ -37,7 +37,7 @@ attributes:
 options:
   results:
     description:
-      - C({inventory_hostname: patch_containers_result}) of the run. One of O(results) and O(reports) is required.
+      - "C({inventory_hostname: patch_containers_result}) of the run. One of O(results) and O(reports) is required."
     type: dict
   run:
     description:

@@ -755,3 +755,37 @@ def test_the_role_reports_pending_security_updates_and_patches_only_those_with_s
     # the indexes were asked for once for the run: three suites' InRelease and Packages
     asked = sandbox.mirror_requests()[requests_before:]
     assert len([line for line in asked if line.split()[1].endswith('/InRelease')]) == 3, asked
+
+
+def test_image_rebuild_rebuilds_an_owned_image_only_when_security_updates_are_pending(
+        sb, docker_host, mirror, statuses, unique, tmp_path):
+    """image_rebuild when: security_updates, its packages read on the host and the indexes from the mirror."""
+    os_release = open(HOST_OS_RELEASE, encoding='utf-8').read()
+    texts = statuses['texts']
+    made = []
+    try:
+        for kind in ('downgraded', 'current'):
+            base = '%s/itest/pkgbase-%s-%s:1' % (sb['registry'], kind, unique)
+            sandbox.publish(base, files={'/var/lib/dpkg/status': texts[kind], '/etc/os-release': os_release})
+            context = tmp_path / kind
+            context.mkdir()
+            (context / 'Dockerfile').write_text('FROM %s\nLABEL owned=yes\n' % base)
+            made += [base, 'itest/owned-%s-%s:1' % (kind, unique)]
+            # the first run builds it (not on the host yet); the second decides by its packages
+            images = [dict(name='itest/owned-%s-%s:1' % (kind, unique), context=str(context))]
+            args = dict(docker_host=docker_host, images=images, when='security_updates', mirrors=mirrors(mirror),
+                        cache_dir=str(tmp_path / 'cache'))
+            first = run_module('image_rebuild', args)
+            assert first['images'][0]['action'] == 'rebuilt', first
+            second = run_module('image_rebuild', args)
+            entry = second['images'][0]
+            if kind == 'downgraded':
+                pkg, old, new = statuses['downgraded']
+                assert entry['action'] == 'rebuilt', entry
+                assert entry['reason'] == 'Rebuilt: 1 security update pending in its packages (%s %s -> %s).' % (
+                    pkg, old, new), entry['reason']
+            else:
+                assert entry['action'] == 'unchanged', entry
+                assert entry['reason'].startswith('No security updates pending in its packages; image '), entry
+    finally:
+        sandbox.docker('rmi', '-f', *made, check=False)

@@ -85,7 +85,7 @@ def main(argv=None):
         files, size = fill(mountpoint, args.size_mib)
         snapshots = Snapshots(os.path.join(work, 'state'))
         spec = [dict(name=volume, destination='/data', mountpoint=mountpoint)]
-        rows = dict(cp=[], take=[], restore=[])
+        rows = dict(cp=[], take=[], restore=[], walk=[])
         for run in range(args.runs):
             target = os.path.join(work, 'cp-%d' % run)
             path = os.path.join(snapshots.container_dir('bench'), 'run-%d' % run)
@@ -94,7 +94,9 @@ def main(argv=None):
                 subprocess.run(['cp', '-a', '--', mountpoint + '/.', target], check=True)
 
             def take():
+                began = time.perf_counter()
                 snapshots.check_room('bench', spec)
+                rows['walk'].append(time.perf_counter() - began)
                 snapshots.take(path, 'bench', '%064d' % run, spec)
 
             steps = [('cp', cp), ('take', take)]
@@ -124,6 +126,7 @@ def report(info, files, size, rows):
              '| --- | ---: | ---: | ---: | --- |']
     for key, title in (('cp', 'baseline: `cp -a` of the data directory'),
                        ('take', 'snapshot (`snapshot: volumes`: room check, copy, manifest)'),
+                       ('walk', 'of which the room check (a walk of the volume, as `du` counts)'),
                        ('restore', 'restore on rollback (empty the volume, copy back)')):
         median = statistics.median(rows[key])
         runs = ', '.join('%.2f' % v for v in rows[key])

@@ -60,6 +60,7 @@ from functools import cmp_to_key
 
 from ansible_collections.patchops.docker.plugins.module_utils.errors import PatchopsError
 from ansible_collections.patchops.docker.plugins.module_utils.package_db import PackageDatabaseError, deb822_paragraphs
+from ansible_collections.patchops.docker.plugins.module_utils.package_db import _text
 
 PRIORITY_DEFAULT = 500
 PRIORITY_INSTALLED = 100
@@ -78,12 +79,6 @@ _APK_LINE = re.compile(r'^([A-Za-z]):(.*)$')
 
 class PackageIndexError(PatchopsError, ValueError):
     """A package index or release file is not what it should be."""
-
-
-def _text(data):
-    if isinstance(data, (bytes, bytearray)):
-        return bytes(data).decode('utf-8', 'replace')
-    return data
 
 
 # ------------------------------------------------------------------------------------- Release

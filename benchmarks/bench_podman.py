@@ -87,8 +87,8 @@ def main(argv=None):
     args = parser.parse_known_args(argv)[0]
     info = sandbox.up()
     podman = sandbox.podman_up()
-    engines = {'docker': (info['docker_host'], lambda *a: sandbox.docker(*a)),
-               'podman': (podman['docker_host'], lambda *a: sandbox.podman(*a))}
+    engines = {'docker': (info['docker_host'], sandbox.docker),
+               'podman': (podman['docker_host'], sandbox.podman)}
     rows = {}
     work = tempfile.mkdtemp(prefix='bench-podman-')
     try:

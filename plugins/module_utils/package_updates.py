@@ -24,12 +24,11 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
-from ansible.module_utils.six.moves.urllib.request import Request, urlopen
+from ansible.module_utils.urls import ConnectionError as UrlsConnectionError, open_url
 
 from ansible_collections.patchops.docker.plugins.module_utils.errors import PatchopsError
 from ansible_collections.patchops.docker.plugins.module_utils.package_index import (
@@ -98,7 +97,7 @@ class Fetcher(object):
         self.requests += 1
         self.fetched.append(url)
         try:
-            response = urlopen(Request(url, headers={'User-Agent': USER_AGENT}), timeout=self.timeout)
+            response = open_url(url, timeout=self.timeout, http_agent=USER_AGENT, follow_redirects='safe')
             try:
                 return response.read()
             finally:
@@ -112,22 +111,22 @@ class Fetcher(object):
             if missing_ok and isinstance(reason, (IOError, OSError)) and getattr(reason, 'errno', None) == errno.ENOENT:
                 return None  # a file:// mirror without that file
             raise FetchError('%s cannot be reached: %s.' % (url, reason))
-        except (IOError, OSError, ValueError) as exc:
+        except (UrlsConnectionError, IOError, OSError, ValueError) as exc:
             raise FetchError('%s cannot be fetched: %s.' % (url, exc))
 
 
-def _gpgv_verify(data, keyring):
-    """True when ``gpgv`` verifies the clear-signed ``data`` with ``keyring``; None when either is missing."""
+def _gpgv_verify(data, keyring, run_command):
+    """True when ``gpgv`` verifies the clear-signed ``data`` with ``keyring``; None when either is missing (or no
+    ``run_command``, AnsibleModule's, to run it with)."""
     gpgv = shutil.which('gpgv')
-    if not gpgv or not keyring or not os.path.isfile(keyring):
+    if not gpgv or not keyring or not os.path.isfile(keyring) or run_command is None:
         return None
     handle, path = tempfile.mkstemp(prefix='patchops-inrelease-')
     try:
         with os.fdopen(handle, 'wb') as out:
             out.write(data)
-        proc = subprocess.run([gpgv, '--keyring', keyring, path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              check=False)
-        return proc.returncode == 0
+        rc = run_command([gpgv, '--keyring', keyring, path])[0]
+        return rc == 0
     finally:
         os.unlink(path)
 
@@ -135,8 +134,9 @@ def _gpgv_verify(data, keyring):
 class Indexes(object):
     """Each release's indexes, fetched once per run (through the cache) and shared by every image."""
 
-    def __init__(self, fetcher, mirrors, components):
+    def __init__(self, fetcher, mirrors, components, run_command=None):
         self.fetcher = fetcher
+        self.run_command = run_command
         self.mirrors = mirrors or {}
         self.components = components
         self._releases = {}
@@ -216,7 +216,7 @@ class Indexes(object):
         if release['valid_until_epoch'] and release['valid_until_epoch'] < time.time():
             raise FetchError('The InRelease file of %s at %s expired on %s (Valid-Until): the mirror is stale.'
                              % (suite, root, release['valid_until']))
-        verified = _gpgv_verify(data, keyring)
+        verified = _gpgv_verify(data, keyring, self.run_command)
         if verified is False:
             raise FetchError('The InRelease file of %s at %s has no valid signature from %s.' % (suite, root, keyring))
         return release, 'verified' if verified else 'not checked'

@@ -297,6 +297,8 @@ class Rebuilder(object):
 
     def __init__(self, client, params, check_mode=False):
         self.api = client.api
+        # AnsibleModule.run_command, for gpgv (when: security_updates); None where no module runs us
+        self.run_command = getattr(getattr(client, 'module', None), 'run_command', None)
         self.docker_host = client.docker_host
         self.params = params
         self.check_mode = check_mode
@@ -431,7 +433,7 @@ class Rebuilder(object):
         packages read here, the indexes fetched from here (the host reaches its mirrors to build anyway)."""
         fetcher = Fetcher(os.path.expanduser(self.params.get('cache_dir') or DEFAULT_CACHE_DIR),
                           CACHE_MAX_AGE, self.params.get('timeout') or 60)
-        indexes = Indexes(fetcher, self.params.get('mirrors') or {}, None)
+        indexes = Indexes(fetcher, self.params.get('mirrors') or {}, None, self.run_command)
         found = {}
         for image in images.values():
             if image is None or image['Id'] in found:

@@ -23,7 +23,6 @@ __metaclass__ = type
 import json
 import os
 import shutil
-import subprocess
 import time
 
 from ansible_collections.patchops.docker.plugins.module_utils.errors import PatchopsError
@@ -53,17 +52,16 @@ def _size_text(size):
     return '%d bytes' % size
 
 
-def _cp():
-    """GNU cp, or a one-sentence refusal: busybox's cp keeps neither xattrs nor ACLs."""
+def _cp(run_command):
+    """GNU cp, or a one-sentence refusal: busybox's cp keeps neither xattrs nor ACLs. ``run_command`` is
+    AnsibleModule.run_command (a list, no shell; returns rc, stdout, stderr)."""
+    if run_command is None:
+        raise SnapshotError('Snapshots need a module to run cp with.')
     path = shutil.which('cp')
     if path is None:
         raise SnapshotError('No cp command on this host, so the volumes cannot be copied.')
-    try:
-        version = subprocess.run([path, '--version'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 check=False).stdout.decode('utf-8', 'replace')
-    except OSError:
-        version = ''
-    if 'GNU coreutils' not in version:
+    rc, version, _err = run_command([path, '--version'])
+    if rc != 0 or 'GNU coreutils' not in version:
         raise SnapshotError('The cp on this host is not GNU cp, which a snapshot needs to keep owners, links and '
                             'xattrs.')
     return path
@@ -99,7 +97,7 @@ def preflight(api, snapshots, inspect):
     be copied here, when there is no room, or no GNU cp. Reads only."""
     volumes = volumes_of(api, inspect)
     if volumes:
-        _cp()
+        _cp(snapshots.run_command)
         snapshots.check_room((inspect.get('Name') or '').lstrip('/'), volumes)
     return volumes
 
@@ -139,21 +137,21 @@ def _empty(directory):
             os.unlink(path)
 
 
-def _copy(cp, source, destination, what):
+def _copy(run_command, cp, source, destination, what):
     """``cp -a source/. destination``: the contents and the top directory's own owner, mode and times."""
-    proc = subprocess.run([cp, '-a', '--reflink=auto', '--', source.rstrip('/') + '/.', destination],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
-    if proc.returncode != 0:
-        lines = proc.stderr.decode('utf-8', 'replace').strip().splitlines()
-        reason = lines[-1].split(': ')[-1] if lines else 'cp exited with %d' % proc.returncode
+    rc, _out, err = run_command([cp, '-a', '--reflink=auto', '--', source.rstrip('/') + '/.', destination])
+    if rc != 0:
+        lines = (err or '').strip().splitlines()
+        reason = lines[-1].split(': ')[-1] if lines else 'cp exited with %d' % rc
         raise SnapshotError('%s failed: %s.' % (what, reason.rstrip('.')))
 
 
 class Snapshots(object):
-    """The snapshots of one host, under ``state_dir/snapshots``."""
+    """The snapshots of one host, under ``state_dir/snapshots``; ``run_command`` runs cp (AnsibleModule's)."""
 
-    def __init__(self, state_dir):
+    def __init__(self, state_dir, run_command):
         self.root = os.path.join(state_dir, SNAPSHOT_DIR)
+        self.run_command = run_command
 
     def container_dir(self, name):
         return os.path.join(self.root, name)
@@ -187,7 +185,7 @@ class Snapshots(object):
     def take(self, path, name, old_id, volumes, between=None):
         """Copy every volume into ``path`` and mark the snapshot complete; a failure removes the partial copy."""
         began = time.time()
-        cp = _cp()
+        cp = _cp(self.run_command)
         for directory in (os.path.dirname(os.path.dirname(path)), os.path.dirname(path)):
             if not os.path.isdir(directory):
                 os.makedirs(directory, 0o700)
@@ -197,7 +195,7 @@ class Snapshots(object):
             for index, volume in enumerate(volumes):
                 if index and between is not None:
                     between()
-                _copy(cp, volume['mountpoint'], os.path.join(path, volume['name']),
+                _copy(self.run_command, cp, volume['mountpoint'], os.path.join(path, volume['name']),
                       'The snapshot of volume %s' % volume['name'])
             size = sum(v['bytes'] for v in volumes) if all('bytes' in v for v in volumes) else \
                 measure([os.path.join(path, v['name']) for v in volumes])[0]
@@ -213,7 +211,7 @@ class Snapshots(object):
 
     def restore(self, path, volumes, between=None):
         """Make each volume's data what the snapshot holds, byte for byte."""
-        cp = _cp()
+        cp = _cp(self.run_command)
         manifest = read_manifest(path)
         if manifest is None:
             raise SnapshotError('The snapshot %s is incomplete or gone, so the data cannot be put back.' % path)
@@ -229,7 +227,7 @@ class Snapshots(object):
             except OSError as exc:
                 raise SnapshotError('Emptying volume %s before putting its data back failed: %s.'
                                     % (volume['name'], exc.strerror or exc))
-            _copy(cp, os.path.join(path, volume['name']), volume['mountpoint'],
+            _copy(self.run_command, cp, os.path.join(path, volume['name']), volume['mountpoint'],
                   'Putting back the data of volume %s' % volume['name'])
 
     def remove(self, path):

@@ -134,10 +134,11 @@ class Swapper(object):
     """Swaps containers on one host. It keeps no state of its own between swaps, so the workers of
     ``max_parallel`` share one."""
 
-    def __init__(self, api, journal, health_timeout, stable_seconds, rollback, stop_timeout, run_hooks):
+    def __init__(self, api, journal, health_timeout, stable_seconds, rollback, stop_timeout, run_hooks,
+                 run_command=None):
         self.api = api
         self.journal = journal
-        self.snapshots = Snapshots(journal.state_dir)
+        self.snapshots = Snapshots(journal.state_dir, run_command)
         self.health_timeout = health_timeout
         self.stable_seconds = stable_seconds
         self.rollback = rollback
@@ -286,10 +287,11 @@ def _put_data_back(api, journal, snapshots, entry, new_id=None):
     return True
 
 
-def recover(api, journal):
-    """Put right every swap a killed run left behind; returns one dict per container."""
+def recover(api, journal, run_command=None):
+    """Put right every swap a killed run left behind; returns one dict per container. ``run_command``
+    (AnsibleModule's) puts a snapshot's data back where a swap took one."""
     recovered = []
-    snapshots = Snapshots(journal.state_dir)
+    snapshots = Snapshots(journal.state_dir, run_command)
     for entry in journal.leftovers():
         name = entry.get('name')
         try:
@@ -339,7 +341,7 @@ def interrupted_swaps(state_dir):
             for entry in entries]
 
 
-def recover_if_idle(api, state_dir):
+def recover_if_idle(api, state_dir, run_command=None):
     """Recover leftovers of a killed run, unless another run holds the lock (its entries are live).
 
     For read-only callers: creates nothing when there is no journal.
@@ -355,6 +357,6 @@ def recover_if_idle(api, state_dir):
     except (LockTimeout, OSError):
         return []
     try:
-        return recover(api, journal)
+        return recover(api, journal, run_command)
     finally:
         journal.unlock()

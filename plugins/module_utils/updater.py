@@ -169,6 +169,8 @@ class Updater(object):
         self.params = params
         self.check_mode = check_mode
         self.journal = Journal(params['state_dir'])
+        # AnsibleModule.run_command: the snapshots' cp (None where no module runs us, as in the unit tests)
+        self._run_command = getattr(getattr(client, 'module', None), 'run_command', None)
         self.engine = None
         self.podman = False
         self._podman_defaults = None
@@ -199,7 +201,7 @@ class Updater(object):
 
     # --- phases ------------------------------------------------------------------------------
     def _run_locked(self):
-        recovered = [] if self.check_mode else recover(self.api, self.journal)
+        recovered = [] if self.check_mode else recover(self.api, self.journal, self._run_command)
         self.engine = engine.read(self.api)
         self.podman = engine.is_podman(self.engine)
         summaries = self.api.containers(all=True)
@@ -241,7 +243,7 @@ class Updater(object):
     def _prune_snapshots(self, containers):
         """Keep ``snapshot_keep`` snapshots per container that took one, and always the one the last run recorded
         (rollback_containers puts that one back)."""
-        snapshots = Snapshots(self.params['state_dir'])
+        snapshots = Snapshots(self.params['state_dir'], self._run_command)
         recorded = set(c.get('snapshot') for c in (self.journal.last_run() or {}).get('containers') or [])
         for entry in containers:
             if entry.get('snapshot'):
@@ -260,7 +262,7 @@ class Updater(object):
         entry['remote_digest'] = decision.remote_digest
         if self._wants_snapshot(decision.inspect) or decision.restore_from:
             try:
-                volumes = preflight(self.api, Snapshots(self.params['state_dir']), decision.inspect)
+                volumes = preflight(self.api, Snapshots(self.params['state_dir'], self._run_command), decision.inspect)
             except SnapshotError as exc:
                 entry.update(action='failed', message='Would not be updated: %s' % exc)
                 return entry
@@ -517,7 +519,8 @@ class Updater(object):
             return {}  # nothing to recreate, so no followers to look for either
         names_by_id = dict((s['Id'], primary_name(s)) for s in summaries)
         swapper = Swapper(self.api, self.journal, self.params['health_timeout'], self.params['stable_seconds'],
-                          self.params['rollback'], self.params['stop_timeout'], self.params['run_hooks'])
+                          self.params['rollback'], self.params['stop_timeout'], self.params['run_hooks'],
+                          run_command=self._run_command)
         planned = dict((d.name, d) for d in to_swap)
         followers = self._followers(planned, names_by_id, summaries)
         ordered = dependency_order([d.inspect for d in list(planned.values()) + followers], names_by_id)

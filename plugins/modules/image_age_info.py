@@ -488,7 +488,8 @@ def validate(params):
 
 
 def run(client, params, query, check_mode=False):
-    recovered = recover_if_idle(client.api, params['state_dir']) if params['recover'] and not check_mode else []
+    recovered = recover_if_idle(client.api, params['state_dir'], client.module.run_command) \
+        if params['recover'] and not check_mode else []
     facts = engine.read(client.api)
     inventory = HostInventory(client.api, client.docker_host)
     records = inventory.containers(params['containers'], params['include_stopped'])

@@ -202,8 +202,6 @@ summary:
   sample: {images: 12, with_security_updates: 4, security_updates: 17, unknown: 1}
 '''
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.patchops.docker.plugins.module_utils.errors import PatchopsError
@@ -255,8 +253,8 @@ def main():
         images = distinct_images(params['images'])
     except PatchopsError as exc:
         module.fail_json(msg=str(exc))
-    fetcher = Fetcher(os.path.expanduser(params['cache_dir']), params['cache_max_age'], params['timeout'])
-    indexes = Indexes(fetcher, params['mirrors'], params['components'])
+    fetcher = Fetcher(params['cache_dir'], params['cache_max_age'], params['timeout'])
+    indexes = Indexes(fetcher, params['mirrors'], params['components'], module.run_command)
     compared = [compare_image(indexes, image) for image in images]
     module.exit_json(changed=False, images=compared, indexes=indexes.suites, index_requests=fetcher.requests,
                      summary=summarize(compared))

@@ -1,6 +1,7 @@
 """Snapshots on a real filesystem (GNU cp does the copying); the Docker side is in tests/integration/test_snapshot.py."""
 import os
 import stat
+import subprocess
 
 import pytest
 
@@ -13,6 +14,12 @@ from ansible_collections.patchops.docker.plugins.module_utils.snapshot import (
     volumes_of,
     wanted,
 )
+
+
+def run_command(args):
+    """What AnsibleModule.run_command returns for a list of arguments: (rc, stdout, stderr) as text."""
+    proc = subprocess.run(args, capture_output=True, text=True, check=False)
+    return proc.returncode, proc.stdout, proc.stderr
 
 
 class VolumeApi(object):
@@ -84,7 +91,7 @@ def test_measure_counts_allocated_bytes_and_each_hard_link_once(volume_dirs):
 
 
 def test_take_then_restore_gives_back_the_data_as_it_was(tmp_path, volume_dirs):
-    snapshots = Snapshots(str(tmp_path / 'state'))
+    snapshots = Snapshots(str(tmp_path / 'state'), run_command)
     path = snapshots.new_path('db', 'a' * 64)
     taken = snapshots.take(path, 'db', 'a' * 64, volume_dirs)
     assert taken['path'] == path and taken['bytes'] > 10000
@@ -108,7 +115,7 @@ def test_take_then_restore_gives_back_the_data_as_it_was(tmp_path, volume_dirs):
 
 
 def test_restore_refuses_an_incomplete_snapshot_and_touches_nothing(tmp_path, volume_dirs):
-    snapshots = Snapshots(str(tmp_path / 'state'))
+    snapshots = Snapshots(str(tmp_path / 'state'), run_command)
     path = snapshots.new_path('db', 'b' * 64)
     snapshots.take(path, 'db', 'b' * 64, volume_dirs)
     os.unlink(os.path.join(path, MANIFEST))
@@ -119,7 +126,7 @@ def test_restore_refuses_an_incomplete_snapshot_and_touches_nothing(tmp_path, vo
 
 
 def test_a_failed_copy_leaves_no_partial_snapshot(tmp_path, volume_dirs):
-    snapshots = Snapshots(str(tmp_path / 'state'))
+    snapshots = Snapshots(str(tmp_path / 'state'), run_command)
     gone = dict(name='gone', destination='/gone', mountpoint=str(tmp_path / 'vanished'))
     path = snapshots.new_path('db', 'c' * 64)
     with pytest.raises(SnapshotError) as caught:
@@ -129,7 +136,7 @@ def test_a_failed_copy_leaves_no_partial_snapshot(tmp_path, volume_dirs):
 
 
 def test_prune_keeps_the_newest_and_the_protected_and_removes_partial_copies(tmp_path, volume_dirs):
-    snapshots = Snapshots(str(tmp_path / 'state'))
+    snapshots = Snapshots(str(tmp_path / 'state'), run_command)
     paths = []
     for index in range(4):
         path = os.path.join(snapshots.container_dir('db'), '2026120%dT030000Z-%012d' % (index, index))

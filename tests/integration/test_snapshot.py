@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import run_module, sandbox
+from conftest import run_module, sandbox, target_python
 
 pytestmark = pytest.mark.once
 
@@ -419,5 +419,29 @@ def test_a_run_killed_mid_restore_is_put_right_by_the_next(
     assert [(r['name'], r['action']) for r in recovered] == [(name, 'restored')], recovered
     assert recovered[0]['message'].endswith('the original container is back on the data of its snapshot.')
     assert inspect(name)['Id'] == original['Id'] and inspect(name)['State']['Running']
+    assert data_fingerprint(name) == before
+    wait_health(name, 'healthy')
+
+
+def test_the_rollback_playbook_puts_the_last_runs_snapshot_back_when_asked(
+        docker_host, state_dir, containers, volumes, repo, unique):
+    name = database(containers, volumes, repo, unique)
+    before = data_fingerprint(name)
+    sandbox.publish(repo + ':1', cmd=V2_CMD, healthcheck=V2_GOOD_HEALTH, volumes=['/logs'])
+    assert entry_of(update(docker_host, state_dir, [name], snapshot='volumes'), name)['action'] == 'updated'
+    wait_health(name, 'healthy')
+    migrated = data_fingerprint(name)
+    assert migrated != before
+
+    def rollback(*extra):
+        cmd = ['ansible-playbook', '-i', 'localhost,', '-c', 'local', 'patchops.docker.rollback_containers',
+               '-e', json.dumps(dict(patch_containers_docker_host=docker_host, patch_containers_state_dir=state_dir,
+                                     ansible_python_interpreter=target_python()))] + list(extra)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False,
+                              env=dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_LOCALHOST_WARNING='0'))
+
+    proc = rollback('-e', 'rollback_restore_data=true')
+
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert data_fingerprint(name) == before
     wait_health(name, 'healthy')

@@ -88,7 +88,7 @@ options:
     default: 60
 notes:
   - "Runs where the mirrors are reachable - usually the controller (C(delegate_to: localhost), C(run_once: true))."
-  - The role M(patchops.docker.patch_containers) runs both modules with C(patch_containers_packages=true).
+  - The role C(patchops.docker.patch_containers) runs both modules with C(patch_containers_packages=true).
 seealso:
   - module: patchops.docker.image_packages_info
     description: Read the packages inside the images containers run.

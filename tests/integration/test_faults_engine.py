@@ -57,10 +57,12 @@ class PausedRun:
     def entry(self):
         journal = os.path.join(self.state_dir, 'journal')
         for file_name in os.listdir(journal) if os.path.isdir(journal) else []:
+            if not file_name.endswith('.json'):
+                continue  # the journal writes NAME.json.tmp and renames it: that is not an entry yet
             try:
                 with open(os.path.join(journal, file_name)) as handle:
                     return json.load(handle)
-            except ValueError:
+            except (ValueError, FileNotFoundError):
                 return None
         return None
 

@@ -375,7 +375,6 @@ def kill_module(state_dir, thread):
     thread.join(60)
 
 
-@pytest.mark.engines
 def test_a_run_killed_mid_snapshot_is_put_right_by_the_next(
         docker_host, state_dir, containers, volumes, repo, unique):
     name = database(containers, volumes, repo, unique)
@@ -398,7 +397,6 @@ def test_a_run_killed_mid_snapshot_is_put_right_by_the_next(
     assert data_fingerprint(name) == before
 
 
-@pytest.mark.engines
 def test_a_run_killed_mid_restore_is_put_right_by_the_next(
         docker_host, state_dir, containers, volumes, repo, unique):
     name = database(containers, volumes, repo, unique)

@@ -289,6 +289,9 @@ def assess_container(record, image, local_tags, remote_digests, now, max_age_day
         image_created=iso8601(created) if created else None,
         image_age_days=days,
         remote_digest=remote_digest,
+        # what a shared remote digest is compared with (shared_lookups.settle)
+        image_digests=sorted(known_digests(image, ref, record['image_id'])) if ref is not None and not ref.digest
+        else [],
         update_available=update,
         reason=reason,
         error=error,

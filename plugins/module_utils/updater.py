@@ -52,6 +52,7 @@ from ansible_collections.patchops.docker.plugins.module_utils.registry import (
     client_for,
     lookup_remote_digests,
 )
+from ansible_collections.patchops.docker.plugins.module_utils import shared_lookups
 from ansible_collections.patchops.docker.plugins.module_utils.snapshot import MODES as SNAPSHOT_MODES
 from ansible_collections.patchops.docker.plugins.module_utils.snapshot import SnapshotError, Snapshots, preflight
 from ansible_collections.patchops.docker.plugins.module_utils.snapshot import wanted as snapshot_wanted
@@ -113,6 +114,7 @@ def validate(params):
     if params.get('restore_data') and params.get('target', 'newest') != 'previous':
         raise InvalidOption('restore_data puts back the data of the last run\'s snapshot and only applies with '
                             'target: previous.')
+    params['remote_digests'] = shared_lookups.normalize(params.get('remote_digests'))
 
 
 # What an image says of its own version (the OCI image spec's annotations, set as labels by most builds).
@@ -177,6 +179,7 @@ class Updater(object):
         self._registry = None
         self._old_images = {}
         self._summaries = []
+        self.registry_lookups = 0  # tags asked of their registries: look-ups in check mode, pulls otherwise
 
     @property
     def registry(self):
@@ -237,7 +240,7 @@ class Updater(object):
         for entry in containers:
             summary[entry['action']] += 1
         return dict(containers=containers, summary=summary, recovered=recovered,
-                    changed=bool(summary['updated']) or bool([r for r in recovered if r['action'] != 'failed']),
+                    registry_lookups=self.registry_lookups, changed=bool(summary['updated']) or bool([r for r in recovered if r['action'] != 'failed']),
                     diff=self._diff(containers))
 
     def _prune_snapshots(self, containers):
@@ -387,7 +390,11 @@ class Updater(object):
 
     def _decide_from_registry(self, decisions, refs):
         built = self._built_here(refs.values())
-        remote = lookup_remote_digests(self.registry, [str(ref) for ref in refs.values() if str(ref) not in built])
+        shared = self.params['remote_digests']
+        asked = set(str(ref) for ref in refs.values() if str(ref) not in built and str(ref) not in shared)
+        remote = lookup_remote_digests(self.registry, asked)
+        remote.update(shared_lookups.as_remote(shared))
+        self.registry_lookups += len(asked)
         for name, ref in refs.items():
             decision = decisions[name]
             image = self._old_images.get(decision.old_image_id)
@@ -432,9 +439,12 @@ class Updater(object):
     def _decide_from_pull(self, decisions, refs):
         # Tags built on this host (image_rebuild) are recreated on the local tag, never pulled.
         built = self._built_here(refs.values())
+        refs = self._not_moved(decisions, refs, built)
         if self.digest_ids:
             self._keep_old_images(decisions, refs)
+        to_pull = set(str(ref) for ref in refs.values() if str(ref) not in built)
         pulled = pull_all(self.api, [ref for ref in refs.values() if str(ref) not in built], self.params['pull'])
+        self.registry_lookups += sum(1 for r in to_pull if self.params['pull'] == 'always' or pulled[r].pulled)
         pulled.update(pull_all(self.api, [ref for ref in refs.values() if str(ref) in built], 'never'))
         min_age = self.params['min_image_age_days']
         now = time.time()
@@ -464,6 +474,26 @@ class Updater(object):
                 decision.result = _entry(
                     name, 'deferred', 'The new image is %.1f days old; min_image_age_days is %d.'
                     % (age_days(created, now), min_age), decision.old_image_id, outcome.image_id, decision.image)
+
+    def _not_moved(self, decisions, refs, built):
+        """``refs`` without the containers whose image is known by their tag's digest in ``remote_digests``: those
+        are already on the newest image, as another host found it, and nothing is pulled for them."""
+        shared = self.params['remote_digests']
+        if not shared or self.params['force']:
+            return refs
+        left = {}
+        for name, ref in refs.items():
+            decision = decisions[name]
+            digest = shared.get(str(ref))
+            image = self._old_images.get(decision.old_image_id)
+            record = dict(repo_digests=image.get('RepoDigests') or []) if image is not None else None
+            if digest is None or str(ref) in built or digest not in known_digests(record, ref, decision.old_image_id):
+                left[name] = ref
+                continue
+            decision.remote_digest = digest
+            decision.result = _entry(name, 'unchanged', 'Already on the newest image (its tag\'s digest in '
+                                     'remote_digests).', decision.old_image_id, decision.old_image_id, decision.image)
+        return left
 
     def _image(self, reference):
         image = local_image(self.api, reference)

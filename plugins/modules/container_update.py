@@ -199,6 +199,15 @@ options:
         0600).
     type: path
     default: /var/lib/patchops-docker
+  remote_digests:
+    description:
+      - Digests of tags another host already looked up, a dict of reference to digest (the RV(patchops.docker.image_age_info#module:lookups)
+        of its M(patchops.docker.image_age_info) run).
+      - A container whose image is known by its tag's digest here is V(unchanged) without asking the registry
+        (in check mode) and without a pull; any other container is decided as without this option. Ignored with
+        O(force=true).
+    type: dict
+    default: {}
 notes:
   - The module fails when any container ended V(rolled_back) or V(failed); it still returns every key.
   - Compose - a container created by C(docker-compose) keeps its name, every C(com.docker.compose.*) label, its
@@ -357,6 +366,11 @@ summary:
   returned: always
   type: dict
   sample: {updated: 2, unchanged: 5, deferred: 0, rolled_back: 0, failed: 0, skipped: 0}
+registry_lookups:
+  description: How many tags this run asked of their registries (a look-up in check mode, a pull otherwise).
+  returned: always
+  type: int
+  sample: 2
 recovered:
   description: Containers of an interrupted earlier run that this run put right.
   returned: always
@@ -407,6 +421,7 @@ def argument_spec():
         restore_data=dict(type='bool', default=False),
         restart_systemd_units=dict(type='bool', default=False),
         state_dir=dict(type='path', default=DEFAULT_STATE_DIR),
+        remote_digests=dict(type='dict', default={}),
     ))
 
 

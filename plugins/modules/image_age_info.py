@@ -103,6 +103,18 @@ options:
       - A JMESPath expression evaluated over the RV(containers) list; its value is returned as RV(selected).
       - Requires the C(jmespath) Python library on the managed node.
     type: str
+  remote_digests:
+    description:
+      - Digests of tags another host already looked up, a dict of reference to digest (the RV(lookups) of that host's
+        run). A reference given here is not looked up again; a container is compared with its digest as with
+        the registry's answer. References are matched fully qualified (V(app:1) is V(docker.io/library/app:1)).
+      - A container whose image is not known by the given digest (its tag moved) may still cost a request to
+        its registry, to tell which platform's image moved.
+      - The role C(patchops.docker.patch_containers) fills this in when C(patch_containers_share_lookups) is on,
+        so that each reference is looked up once per play batch, by a host that runs it, with that host's
+        credentials.
+    type: dict
+    default: {}
 notes:
   - A container is compared with the registry by digest. An image that was built on the host and never pushed
     or pulled has no registry digest, is reported as V(image built locally) and is never looked up.
@@ -208,6 +220,13 @@ containers:
       description: The digest the registry serves for the tag now; V(null) when not looked up or on error.
       type: str
       sample: sha256:3f1c...
+    image_digests:
+      description:
+        - The digests the running image is known by in the repository of its reference (its repo digests;
+          under the containerd image store also its ID). A registry digest among them means the container
+          runs what the registry serves. Empty for a container created from an image ID or a digest.
+      type: list
+      elements: str
     update_available:
       description:
         - V(true) when a newer image exists for the tag (in the registry, or already as the local tag),
@@ -411,6 +430,19 @@ recovered:
     - name: web
       action: restored
       message: An interrupted swap (stage created) was undone; the original container is back.
+lookups:
+  description:
+    - The digests this run found in registries, a dict of reference to digest, for the references it looked up itself
+      (not those given in O(remote_digests)). Failed look-ups are left out. Pass it to other hosts'
+      O(remote_digests).
+  returned: always
+  type: dict
+  sample: {"registry.example.com/shop/web:1.25": "sha256:3f1c9a0d5e2b7c4a8f6e1d0b9c8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b0a"}
+registry_lookups:
+  description: How many tags this run looked up in their registries (one request each, C(HEAD) of the manifest).
+  returned: always
+  type: int
+  sample: 3
 interrupted:
   description:
     - The swaps a killed M(patchops.docker.container_update) run left behind and nobody has put right yet
@@ -456,6 +488,7 @@ from ansible_collections.patchops.docker.plugins.module_utils.image_age import (
 from ansible_collections.patchops.docker.plugins.module_utils.inventory import HostInventory
 from ansible_collections.patchops.docker.plugins.module_utils.query import compile_query
 from ansible_collections.patchops.docker.plugins.module_utils.registry import check_platforms, client_for, lookup_remote_digests
+from ansible_collections.patchops.docker.plugins.module_utils import shared_lookups
 from ansible_collections.patchops.docker.plugins.module_utils.swap import interrupted_swaps, recover_if_idle
 from ansible_collections.patchops.docker.plugins.module_utils.journal import DEFAULT_STATE_DIR
 
@@ -472,6 +505,7 @@ def argument_spec():
         state_dir=dict(type='path', default=DEFAULT_STATE_DIR),
         recover=dict(type='bool', default=False),
         query=dict(type='str'),
+        remote_digests=dict(type='dict', default={}),
     ))
 
 
@@ -482,6 +516,7 @@ def validate(params):
             raise PatchopsError('%s must be 0 or more, not %d.' % (option, params[option]))
     if params['concurrency'] < 1:
         raise PatchopsError('concurrency must be 1 or more, not %d.' % params['concurrency'])
+    params['remote_digests'] = shared_lookups.normalize(params['remote_digests'])
     problem = connection_problem(params)
     if problem:
         raise PatchopsError(problem)
@@ -499,10 +534,13 @@ def run(client, params, query, check_mode=False):
     if engine.is_podman(facts):
         mark_podman_builds(images)
     local_tags = inventory.local_tags()
-    remote, checked = {}, {}
+    remote, checked, looked_up = {}, {}, set()
     if params['check_registry']:
         registry = client_for(client.api, facts, params['timeout'])
-        remote = lookup_remote_digests(registry, plan_lookups(records, images), params['concurrency'])
+        shared = params['remote_digests']
+        looked_up = plan_lookups(records, images) - set(shared)
+        remote = lookup_remote_digests(registry, looked_up, params['concurrency'])
+        remote.update(shared_lookups.as_remote(shared))
         pending = plan_platform_checks(records, images, remote,
                                        lambda image_id: inventory.platform_of(image_id, facts.platform),
                                        facts.image_store == engine.STORE_CLASSIC)
@@ -524,6 +562,8 @@ def run(client, params, query, check_mode=False):
         summary=summarize(containers),
         recovered=recovered,
         interrupted=interrupted_swaps(params['state_dir']),
+        lookups=shared_lookups.found(remote, looked_up),
+        registry_lookups=len(looked_up),
     )
     if query is not None:
         result['selected'] = query(containers)

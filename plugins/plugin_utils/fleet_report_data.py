@@ -298,6 +298,9 @@ def _host_entry(name, result):
     rebuilds = [_rebuild_entry(built, rebuild_check_mode) for built in _list(rebuild.get('images'))]
     summary = _count_containers(containers, recovered, interrupted)
     summary.update(_count_rebuilds(rebuilds))
+    # tags this host asked of their registries (patch_containers_share_lookups shares them across the batch)
+    lookups = result.get('registry_lookups')
+    summary['registry_lookups'] = _count(int(lookups) if isinstance(lookups, str) and lookups.isdigit() else lookups) or 0
     return {
         'name': name,
         'status': status,
@@ -385,12 +388,13 @@ def _fleet_summary(hosts):
     summary = dict((key, 0) for key in HOST_COUNTS + CONTAINER_COUNTS + REBUILD_COUNTS)
     summary['recovered'] = 0
     summary['interrupted'] = 0
+    summary['registry_lookups'] = 0
     summary['hosts'] = len(hosts)
     for host in hosts:
         if 'hosts_%s' % host.get('status') in summary:
             summary['hosts_%s' % host['status']] += 1
         counts = _mapping(host.get('summary'))
-        for key in CONTAINER_COUNTS + ('recovered', 'interrupted') + REBUILD_COUNTS:
+        for key in CONTAINER_COUNTS + ('recovered', 'interrupted', 'registry_lookups') + REBUILD_COUNTS:
             summary[key] = summary.get(key, 0) + (_count(counts.get(key)) or 0)
     ages = [_mapping(h.get('summary')).get('oldest_image_age_days') for h in hosts]
     ages = [age for age in ages if isinstance(age, (int, float)) and not isinstance(age, bool)]

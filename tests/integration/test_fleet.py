@@ -46,8 +46,9 @@ def container_ids(world):
 
 
 def run_fleet(tmp_path, unique, playbook='patchops.docker.patch_containers', check=False, extra=None,
-              extra_hosts=None):
-    inventory = sandbox.fleet_inventory(str(tmp_path / 'fleet.yml'), hosts=HOSTS, extra_hosts=extra_hosts)
+              extra_hosts=None, hosts=None):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    inventory = sandbox.fleet_inventory(str(tmp_path / 'fleet.yml'), hosts=hosts or HOSTS, extra_hosts=extra_hosts)
     report_dir = tmp_path / 'report'
     extra_vars = dict(patch_containers_include=['*-%s' % unique], patch_containers_report_dir=str(report_dir),
                       patch_containers_hosts='docker_hosts', patch_containers_stable_seconds=1)

@@ -210,7 +210,7 @@ def test_patched_host_lists_exposed_stale_first_then_stale_then_by_name(report):
         'updated': 2, 'would_update': 0, 'unchanged': 1, 'deferred': 0, 'rolled_back': 0, 'failed': 0,
         'skipped': 0, 'excluded': 1, 'recovered': 1, 'interrupted': 0, 'oldest_image_age_days': 400.0,
         'images_rebuilt': 1, 'images_would_rebuild': 0, 'images_rebuild_failed': 0,
-        'containers_with_security_updates': 0, 'security_updates': 0}
+        'containers_with_security_updates': 0, 'security_updates': 0, 'registry_lookups': 0}
 
 
 def test_swaps_a_killed_run_left_are_counted_where_they_were_put_right_or_left():
@@ -727,3 +727,14 @@ def test_a_large_fleet_opens_as_host_lines_failures_first_with_a_status_filter()
     assert 'id="show-checked"' not in page
     small = fleet_report_html(fleet_report(dict(list(results.items())[:5])))
     assert small.count('<details class="host') == small.count(' open>') == 5
+
+
+def test_registry_lookups_are_counted_per_host_and_for_the_fleet():
+    # the role templates its sum, which Ansible may hand over as text
+    results = {'h1': dict(status='checked', registry_lookups=10, age={'containers': []}),
+               'h2': dict(status='checked', registry_lookups='0', age={'containers': []}),
+               'h3': dict(status='checked', age={'containers': []}),
+               'h4': dict(status='checked', registry_lookups=-1, age={'containers': []})}
+    report = fleet_report(results)
+    assert [host(report, h)['summary']['registry_lookups'] for h in ('h1', 'h2', 'h3', 'h4')] == [10, 0, 0, 0]
+    assert report['summary']['registry_lookups'] == 10

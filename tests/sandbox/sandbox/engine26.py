@@ -14,6 +14,7 @@ import time
 from .errors import SandboxError, _say
 from .files import _read, _write
 from .lock import _locked
+from .packages import _apt_sources
 from .paths import _engine26_dir, _engine26_ready
 from .processes import _check_run, _which
 from .settings import ENGINE26, ENGINE_CACHE, SYS_PATH
@@ -26,36 +27,14 @@ def _archive_uri():
         if line.startswith('VERSION_CODENAME='):
             codename = line.split('=', 1)[1].strip().strip('"')
     found = []  # (rank, uri): 0 = lists this release's own suite, 1 = another suite, not security
-    parts = sorted(os.path.join('/etc/apt/sources.list.d', f) for f in os.listdir('/etc/apt/sources.list.d')) \
-        if os.path.isdir('/etc/apt/sources.list.d') else []
-    for path in parts:
-        if not path.endswith('.sources'):
-            continue
-        for stanza in re.split(r'\n\s*\n', _read(path, '') or ''):
-            fields = {}
-            for line in stanza.splitlines():
-                if line.startswith('#') or ':' not in line or line[:1].isspace():
-                    continue
-                key, value = line.split(':', 1)
-                fields[key.strip().lower()] = value.split()
-            if 'deb' not in fields.get('types', []) or fields.get('enabled', ['yes'])[0].lower() == 'no':
-                continue
-            suites = fields.get('suites', [])
-            for uri in fields.get('uris', []):
-                if 'security' not in uri and not any(s.endswith('-security') for s in suites):
-                    found.append((0 if codename in suites else 1, uri))
-    lists = ['/etc/apt/sources.list'] + [p for p in parts if p.endswith('.list')]
-    for path in lists:
-        for line in (_read(path, '') or '').splitlines():
-            words = re.sub(r'\[[^\]]*\]', ' ', line.split('#', 1)[0]).split()
-            if len(words) >= 3 and words[0] == 'deb' and 'security' not in words[1] \
-                    and not words[2].endswith('-security'):
-                found.append((0 if words[2] == codename else 1, words[1]))
-    uris = [uri for _rank, uri in sorted(found, key=lambda f: f[0]) if uri.startswith(('http://', 'https://'))]
+    for uri, suites in _apt_sources():
+        if 'security' not in uri and not any(s.endswith('-security') for s in suites):
+            found.append((0 if codename in suites else 1, uri))
+    uris = [uri for _rank, uri in sorted(found, key=lambda f: f[0])]
     if not uris:
         raise SandboxError('no Debian archive in this machine\'s apt configuration (/etc/apt/sources.list, '
                            '/etc/apt/sources.list.d): cannot fetch Engine 26')
-    return uris[0].rstrip('/')
+    return uris[0]
 
 
 def _engine26_file(root, name):

@@ -38,6 +38,7 @@ from .errors import SandboxError, _say
 from .files import _read, _tail, _write
 from .lock import _locked
 from .loopback import _opener, _port_open
+from .packages import _apt_sources
 from .paths import _paths
 from .processes import _alive, _daemon_env, _pids_matching, _spawn, _stop_pid
 from .settings import ENGINE_CACHE, HERE, START_TIMEOUT, SYS_PATH
@@ -72,32 +73,6 @@ class _MirrorPaths:
 
 
 # ------------------------------------------------------------------------------------------------- fetch
-
-def _apt_sources():
-    """[(uri, [suite, ...])] of every enabled `deb` source in this machine's apt configuration."""
-    found = []
-    parts = sorted(os.path.join('/etc/apt/sources.list.d', f) for f in os.listdir('/etc/apt/sources.list.d')) \
-        if os.path.isdir('/etc/apt/sources.list.d') else []
-    for path in parts:
-        if not path.endswith('.sources'):
-            continue
-        for stanza in re.split(r'\n\s*\n', _read(path, '') or ''):
-            fields = {}
-            for line in stanza.splitlines():
-                if line.startswith('#') or ':' not in line or line[:1].isspace():
-                    continue
-                key, value = line.split(':', 1)
-                fields[key.strip().lower()] = value.split()
-            if 'deb' not in fields.get('types', []) or fields.get('enabled', ['yes'])[0].lower() == 'no':
-                continue
-            found.extend((uri, fields.get('suites', [])) for uri in fields.get('uris', []))
-    for path in ['/etc/apt/sources.list'] + [p for p in parts if p.endswith('.list')]:
-        for line in (_read(path, '') or '').splitlines():
-            words = re.sub(r'\[[^\]]*\]', ' ', line.split('#', 1)[0]).split()
-            if len(words) >= 3 and words[0] == 'deb':
-                found.append((words[1], [words[2]]))
-    return [(uri.rstrip('/'), suites) for uri, suites in found if uri.startswith(('http://', 'https://'))]
-
 
 def _debian_archives():
     """{'debian': archive URI, 'debian-security': security archive URI} as this machine's apt has them."""

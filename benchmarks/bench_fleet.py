@@ -1,6 +1,7 @@
 """Benchmark the patch playbook over a fleet: 4 SSH hosts x 50 containers against 1 host x 50.
 
-    python benchmarks/bench_fleet.py [--runs 3] [--hosts 4] [--images 10] [--per-image 5] [--no-docs]
+    python benchmarks/bench_fleet.py [--runs 3] [--hosts 4] [--images 10] [--per-image 5] [--no-docs] [--share-lookups on|off]
+        [--nothing-new-only]
 
 Run by ``make bench`` (``benchmarks/run.sh``; ``BENCH_ONLY=fleet`` runs only this) with
 ``.venv/core217/bin/python``; the sandbox must be up. Starts the sandbox fleet (``fleet_up``: each
@@ -56,6 +57,10 @@ LABEL = {LABEL_KEY: 'fleet'}
 NAME_PREFIX = 'bench-fleet-'
 REPO_PREFIX = '%s/bench-fleet/' % sandbox.REGISTRY
 STEP_TIMEOUT = 900
+# --share-lookups: patch_containers_share_lookups for every playbook run (None: the role's default)
+SHARE = None
+# registry look-ups each kind of run made, from its report (summary.registry_lookups)
+LOOKUPS = {}
 
 
 def image_ref(index):
@@ -137,6 +142,8 @@ def run_playbook(fleet, inventory, tmp, hosts, env, publish=True):
     report_dir = tempfile.mkdtemp(prefix='report-', dir=tmp)
     extra = dict(patch_containers_hosts='docker_hosts', patch_containers_include=[NAME_PREFIX + '*'],
                  patch_containers_stable_seconds=0, patch_containers_report_dir=report_dir)
+    if SHARE is not None:
+        extra['patch_containers_share_lookups'] = SHARE
     cmd = ['ansible-playbook', '-i', inventory, '--forks', str(FORKS), '--limit', ','.join(hosts),
            '-e', json.dumps(extra), 'patchops.docker.patch_containers']
     wall, _out = run_timed(cmd, env=env, cwd=os.path.join(tmp, 'cwd'), timeout=STEP_TIMEOUT)
@@ -157,7 +164,9 @@ def run_playbook(fleet, inventory, tmp, hosts, env, publish=True):
         if running_wrong:
             raise BenchError('%s: %d containers do not run the new image, e.g. %s'
                              % (host, len(running_wrong), running_wrong[0]))
-    say('%d host(s)%s: %.1f s' % (len(hosts), '' if publish else ', nothing new', wall))
+    lookups = report['summary'].get('registry_lookups')
+    LOOKUPS.setdefault((len(hosts), publish), []).append(lookups)
+    say('%d host(s)%s: %.1f s, %s registry look-ups' % (len(hosts), '' if publish else ', nothing new', wall, lookups))
     return wall
 
 
@@ -291,8 +300,15 @@ def main(argv=None):
     parser.add_argument('--images', type=int, default=IMAGES)
     parser.add_argument('--per-image', type=int, default=PER_IMAGE)
     parser.add_argument('--no-docs', action='store_true')
+    parser.add_argument('--nothing-new-only', action='store_true',
+                        help='only the nothing-new runs (after one update of every host) and their floors; '
+                             'prints their rows, never writes the docs')
+    parser.add_argument('--share-lookups', choices=['on', 'off'],
+                        help="patch_containers_share_lookups for every run (default: the role's default, on)")
     parser.add_argument('--profile', help='ignored (only the module benchmarks profile)')
     args = parser.parse_args(argv)
+    global SHARE
+    SHARE = None if args.share_lookups is None else args.share_lookups == 'on'
     signal.signal(signal.SIGTERM, _terminate)
     started = time.monotonic()
     docker_host = common.sandbox_info()['docker_host']
@@ -317,6 +333,13 @@ def main(argv=None):
         for i in range(args.runs):
             say('round %d of %d' % (i + 1, args.runs))
             order = [('one', fleet.hosts[:1]), ('fleet', fleet.hosts)]
+            if args.nothing_new_only:
+                for noop_kind, noop_hosts in (order if i % 2 == 0 else order[::-1]):
+                    walls['noop_' + noop_kind].append(run_playbook(fleet, inventory, tmp, noop_hosts, env,
+                                                                   publish=False))
+                    walls['floor_noop_' + noop_kind].append(noop_floor_run(fleet, noop_hosts, tmp))
+                    walls['ping_' + noop_kind].append(ping_run(inventory, tmp, noop_hosts, env))
+                continue
             for kind, hosts in (order if i % 2 == 0 else order[::-1]):
                 walls[kind].append(run_playbook(fleet, inventory, tmp, hosts, env))
                 walls['floor_' + kind].append(floor_run(fleet, hosts))
@@ -333,7 +356,18 @@ def main(argv=None):
             shutil.rmtree(tmp, ignore_errors=True)
             if started_fleet:
                 sandbox.fleet_down()
+    if args.nothing_new_only:
+        for kind in ('noop_one', 'noop_fleet', 'floor_noop_one', 'floor_noop_fleet', 'ping_one', 'ping_fleet'):
+            say('%-16s median %.2f s  min %.2f  max %.2f' % (kind, med(walls[kind]), min(walls[kind]), max(walls[kind])))
+        say('nothing new, %d hosts / one host: %.2f (ping: %.2f)' % (
+            args.hosts, med(walls['noop_fleet']) / med(walls['noop_one']),
+            med(walls['ping_fleet']) / med(walls['ping_one'])))
+        for (hosts, publish), counts in sorted(LOOKUPS.items()):
+            say('registry look-ups, %d host(s), %s: %s' % (hosts, 'newer images' if publish else 'nothing new', counts))
+        return 0
     text, goal_met = report(machine_info, fleet, walls, args.runs, time.monotonic() - started)
+    for (hosts, publish), counts in sorted(LOOKUPS.items()):
+        say('registry look-ups, %d host(s), %s: %s' % (hosts, 'newer images' if publish else 'nothing new', counts))
     common.show(args, text, None, '', BEGIN, END)
     if not goal_met:
         say('the fleet run took more than %.1f of the one-host run' % GOAL)

@@ -15,9 +15,11 @@
 # (container_update's volume snapshot and restore of 1 GiB beside cp -a), then
 # benchmarks/bench_report.py (the fleet report of 1,000 hosts x 50 containers: time, memory,
 # size), then benchmarks/bench_packages_read.py (image_packages_info's read of one image beside
-# docker export | tar -x); each prints its tables and writes them into docs/performance.md.
-# BENCH_ONLY=image_age, update, scaling, fleet, registry, snapshot, report or packages_read runs
-# one of them. Arguments go to each benchmark (e.g.
+# docker export | tar -x); each prints its tables and writes them into docs/performance.md. Then
+# benchmarks/bench_scale.py (the role's check and report over 50 simulated inventory hosts over real
+# SSH at forks 10, 25 and 50; it starts the sandbox fleet when it is not running; writes docs/scale.md).
+# BENCH_ONLY=image_age, update, scaling, fleet, registry, snapshot, report, packages_read or scale
+# runs one of them. Arguments go to each benchmark (e.g.
 # --runs 3, --no-docs; --images/--per-image mean different set-ups to each, so
 # pass them with BENCH_ONLY). BENCH_PROFILE=1 also profiles one module run with
 # pyinstrument, installed into a throwaway venv under /tmp.
@@ -30,8 +32,8 @@ sandbox="python3 $repo/tests/sandbox"
 [[ -x $python ]] || { echo "bench: $python is missing; run make venv" >&2; exit 1; }
 only=${BENCH_ONLY:-}
 case $only in
-    ''|image_age|update|scaling|fleet|registry|snapshot|report|packages_read) ;;
-    *) echo "bench: BENCH_ONLY must be image_age, update, scaling, fleet, registry, snapshot, report or packages_read, not $only" >&2; exit 2 ;;
+    ''|image_age|update|scaling|fleet|registry|snapshot|report|packages_read|scale) ;;
+    *) echo "bench: BENCH_ONLY must be image_age, update, scaling, fleet, registry, snapshot, report, packages_read or scale, not $only" >&2; exit 2 ;;
 esac
 
 running=$($sandbox info | python3 -c 'import json,sys; r=json.load(sys.stdin)["running"]; print(int(r["engine"] and r["registry"]))')
@@ -64,7 +66,7 @@ if [[ ${BENCH_PROFILE:-0} == 1 ]]; then
     args+=(--profile "$profile_venv/bin/python")
 fi
 
-for bench in image_age update scaling fleet registry snapshot report packages_read; do
+for bench in image_age update scaling fleet registry snapshot report packages_read scale; do
     [[ -z $only || $only == "$bench" ]] || continue
     "$python" "benchmarks/bench_$bench.py" "${args[@]}" || { rc=$?; ((status != 0)) || status=$rc; }
 done

@@ -58,6 +58,7 @@ end, also after a failure.
 
 import argparse
 import json
+import math
 import os
 import re
 import resource
@@ -574,7 +575,7 @@ class Runner(object):
 # ---------------------------------------------------------------------- the table
 
 def _span(values, fmt):
-    values = [v for v in values if v == v]
+    values = [v for v in values if v is not None and not math.isnan(v)]  # NaN: not measured
     if not values:
         return '-'
     if len(values) == 1:

@@ -655,18 +655,7 @@ def report(info, fleet, args, results, total):
 
 
 def write_doc(text):
-    block = BEGIN + '\n' + text + '\n' + END
-    try:
-        with open(DOC) as f:
-            doc = f.read()
-    except FileNotFoundError:
-        doc = '# A fleet of 1,000 hosts\n\n'
-    if BEGIN in doc and END in doc:
-        doc = doc[:doc.index(BEGIN)] + block + doc[doc.index(END) + len(END):]
-    else:
-        doc = doc.rstrip('\n') + '\n\n' + block + '\n'
-    with open(DOC, 'w') as f:
-        f.write(doc)
+    common.write_doc(BEGIN, END, text, missing_ok=True, path=DOC, title='A fleet of 1,000 hosts')
     say('wrote %s' % os.path.relpath(DOC, common.REPO))
 
 

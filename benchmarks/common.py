@@ -260,22 +260,23 @@ def machine_line(info):
             % dict(info, cpu=(', ' + info['cpu']) if info['cpu'] else ''))
 
 
-def write_doc(begin, end, text, missing_ok=False):
-    """TEXT between the markers BEGIN and END in docs/performance.md (at its end when they are not there yet;
-    when MISSING_OK, in a new file when there is none)."""
+def write_doc(begin, end, text, missing_ok=False, path=None, title='Performance'):
+    """TEXT between the markers BEGIN and END in PATH, docs/performance.md by default (at its end when they are not
+    there yet; when MISSING_OK, in a new file headed TITLE when there is none)."""
+    path = path or DOC
     block = begin + '\n' + text + '\n' + end
     try:
-        with open(DOC) as f:
+        with open(path) as f:
             doc = f.read()
     except FileNotFoundError:
         if not missing_ok:
             raise
-        doc = '# Performance\n\n'
+        doc = '# %s\n\n' % title
     if begin in doc and end in doc:
         doc = doc[:doc.index(begin)] + block + doc[doc.index(end) + len(end):]
     else:
         doc = doc.rstrip('\n') + '\n\n' + block + '\n'
-    with open(DOC, 'w') as f:
+    with open(path, 'w') as f:
         f.write(doc)
 
 

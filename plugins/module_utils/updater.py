@@ -240,7 +240,8 @@ class Updater(object):
         for entry in containers:
             summary[entry['action']] += 1
         return dict(containers=containers, summary=summary, recovered=recovered,
-                    registry_lookups=self.registry_lookups, changed=bool(summary['updated']) or bool([r for r in recovered if r['action'] != 'failed']),
+                    registry_lookups=self.registry_lookups,
+                    changed=bool(summary['updated']) or bool([r for r in recovered if r['action'] != 'failed']),
                     diff=self._diff(containers))
 
     def _prune_snapshots(self, containers):
@@ -406,14 +407,14 @@ class Updater(object):
                     decision.result = _entry(name, 'unchanged', 'Already on the newest local build of its tag.',
                                              decision.old_image_id, decision.old_image_id, decision.image)
                 continue
-            record = dict(repo_digests=image.get('RepoDigests') or []) if image is not None else None
+            record = self._old_record(decision)
             found = remote.get(str(ref))
             platform = platforms.of_image(image, self.engine.platform)
             checked = None
-            if found is not None and not found.error and \
-                    found.digest not in known_digests(record, ref, decision.old_image_id):
+            known = known_digests(record, ref, decision.old_image_id)
+            if found is not None and not found.error and found.digest not in known:
                 config_id = None if self.digest_ids or image is None else decision.old_image_id
-                known = known_digests(record, ref, decision.old_image_id) - set([config_id])
+                known.discard(config_id)
                 checked = check_platform(self.registry, ref, found.digest, known, platform, config_id)
             update, reason, digest, error = classify(ref, record, decision.old_image_id, local.get('Id'),
                                                      found, True, checked, platforms.format_platform(platform),
@@ -442,9 +443,10 @@ class Updater(object):
         refs = self._not_moved(decisions, refs, built)
         if self.digest_ids:
             self._keep_old_images(decisions, refs)
-        to_pull = set(str(ref) for ref in refs.values() if str(ref) not in built)
-        pulled = pull_all(self.api, [ref for ref in refs.values() if str(ref) not in built], self.params['pull'])
-        self.registry_lookups += sum(1 for r in to_pull if self.params['pull'] == 'always' or pulled[r].pulled)
+        from_registry = [ref for ref in refs.values() if str(ref) not in built]
+        pulled = pull_all(self.api, from_registry, self.params['pull'])
+        self.registry_lookups += sum(1 for reference in set(str(ref) for ref in from_registry)
+                                     if self.params['pull'] == 'always' or pulled[reference].pulled)
         pulled.update(pull_all(self.api, [ref for ref in refs.values() if str(ref) in built], 'never'))
         min_age = self.params['min_image_age_days']
         now = time.time()
@@ -485,15 +487,19 @@ class Updater(object):
         for name, ref in refs.items():
             decision = decisions[name]
             digest = shared.get(str(ref))
-            image = self._old_images.get(decision.old_image_id)
-            record = dict(repo_digests=image.get('RepoDigests') or []) if image is not None else None
-            if digest is None or str(ref) in built or digest not in known_digests(record, ref, decision.old_image_id):
+            if digest is None or str(ref) in built or \
+                    digest not in known_digests(self._old_record(decision), ref, decision.old_image_id):
                 left[name] = ref
                 continue
             decision.remote_digest = digest
             decision.result = _entry(name, 'unchanged', 'Already on the newest image (its tag\'s digest in '
                                      'remote_digests).', decision.old_image_id, decision.old_image_id, decision.image)
         return left
+
+    def _old_record(self, decision):
+        """The image a container runs, as image_age's digest rules take it (None when the store no longer has it)."""
+        image = self._old_images.get(decision.old_image_id)
+        return dict(repo_digests=image.get('RepoDigests') or []) if image is not None else None
 
     def _image(self, reference):
         image = local_image(self.api, reference)

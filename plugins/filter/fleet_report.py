@@ -13,9 +13,22 @@ Documentation for ansible-doc lives beside this file, one ``<filter>.yml`` per f
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.patchops.docker.plugins.plugin_utils.fleet_report_data import fleet_report
-from ansible_collections.patchops.docker.plugins.plugin_utils.fleet_report_html import fleet_report_html
-from ansible_collections.patchops.docker.plugins.plugin_utils.fleet_report_markdown import fleet_report_markdown
+# Ansible loads every filter file of a collection in each worker process that templates any one of its filters (a
+# set_fact of the role's, every host, every task), so this file loads the report's code only when a report filter
+# is called.
+def fleet_report(results, run=None):
+    from ansible_collections.patchops.docker.plugins.plugin_utils.fleet_report_data import fleet_report as build
+    return build(results, run)
+
+
+def fleet_report_markdown(report):
+    from ansible_collections.patchops.docker.plugins.plugin_utils.fleet_report_markdown import fleet_report_markdown as render
+    return render(report)
+
+
+def fleet_report_html(report):
+    from ansible_collections.patchops.docker.plugins.plugin_utils.fleet_report_html import fleet_report_html as render
+    return render(report)
 
 
 class FilterModule(object):

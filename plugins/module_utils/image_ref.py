@@ -36,6 +36,7 @@ This file runs on managed nodes: standard library only, Python 3.7+ syntax.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import functools
 import re
 
 __all__ = [
@@ -403,6 +404,13 @@ def _new(domain, path, tag, digest):
     return obj
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse_text(ref):
+    """The reference a text names, parsed once: a check meets each of its host's references many times (every
+    container, image and look-up), and an ImageReference cannot change. An invalid text raises every time."""
+    return _new(*_parse_parts(ref))
+
+
 def parse(ref, default_tag=True):
     """Parse an image reference the way ``docker pull``/``docker run`` read it.
 
@@ -416,6 +424,8 @@ def parse(ref, default_tag=True):
     """
     if isinstance(ref, ImageReference):
         result = ref
+    elif isinstance(ref, str):
+        result = _parse_text(ref)
     else:
         result = _new(*_parse_parts(ref))
     if default_tag and result.tag is None and result.digest is None:

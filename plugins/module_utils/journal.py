@@ -183,3 +183,29 @@ class Journal(object):
                 return json.load(handle)
         except (IOError, OSError, ValueError):
             return None
+
+
+def interrupted_swaps(state_dir):
+    """The swaps a killed run left behind, as they are: one dict per container (name, stage, backup).
+
+    Reads only, for read-only callers: [] when there is no journal, when it is not ours to read, and
+    while another run holds the lock (its entries are that run's swaps in progress).
+    """
+    journal = Journal(state_dir)
+    try:
+        entries = journal.leftovers()
+        if not entries or journal.locked_by_another_run():
+            return []
+    except (IOError, OSError):
+        return []
+    return [dict(name=entry.get('name'), stage=entry.get('stage', STAGE_STOPPING), backup=entry.get('backup'))
+            for entry in entries]
+
+
+def has_leftovers(state_dir):
+    """Whether a killed run left swaps in the journal of ``state_dir`` (False when there is none, or it is not ours
+    to read): a check that loads nothing of the swap machinery."""
+    try:
+        return bool(Journal(state_dir).leftovers())
+    except (IOError, OSError):
+        return False

@@ -11,14 +11,6 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.patchops.docker.plugins.module_utils.errors import InvalidOption
 
-try:
-    import jmespath
-    from jmespath.exceptions import JMESPathError
-    HAS_JMESPATH = True
-except ImportError:
-    HAS_JMESPATH = False
-
-
 _SHOWN_MAX = 120
 
 
@@ -43,7 +35,10 @@ def compile_query(module, expression):
     """
     if expression is None:
         return None
-    if not HAS_JMESPATH:
+    try:  # only with a query: a check without one does not load the library
+        import jmespath
+        from jmespath.exceptions import JMESPathError
+    except ImportError:
         module.fail_json(msg=missing_required_lib('jmespath'))
     try:
         compiled = jmespath.compile(expression)

@@ -466,6 +466,12 @@ def lookup_remote_digests(client, references, concurrency=8):
     return dict((reference, result._replace(reference=reference)) for reference, result in zip(distinct, results))
 
 
+def as_remote(shared):
+    """``{reference: RemoteDigest}`` of normalized ``remote_digests`` (another host's look-ups), as a look-up
+    would have answered."""
+    return dict((reference, RemoteDigest(reference, digest, None)) for reference, digest in shared.items())
+
+
 def check_platform(client, ref, remote_digest, known_digests, platform, config_id=None):
     """Did the image for ``platform`` behind the tag move, now that the tag resolves to ``remote_digest``?
 

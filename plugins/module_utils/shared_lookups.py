@@ -4,13 +4,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """One registry look-up per reference across a fleet: what one host found, the others use.
 
-The role lists every host's containers without asking a registry (``image_age_info`` with
-``check_registry: false``), picks for each reference that needs a look-up the first host of the play
-that runs it (:func:`plan_owners`: the look-up goes out with that host's credentials and network),
-lets those hosts look their references up, and hands the digests to every host as ``remote_digests``.
-A container whose image is known by the shared digest is settled on the controller
-(:func:`settle`); any other (a tag that moved, a look-up that failed) is looked at again on its own
-host, which then asks the registry only what the shared digest cannot tell.
+In the role's one check run per host (``image_age_info`` with ``share_lookups``), every host looks up the
+references of its share (:func:`share_of`, a hash of the reference modulo the batch size) that it runs; a batch
+whose hosts run the same images is then answered with one look-up per reference and no second run. A reference
+whose share fell to a host that does not run it goes to the first host of the play that does
+(:func:`plan_owners`: the look-up goes out with that host's credentials and network). The digests found are
+handed to every host: a container whose image is known by the shared digest is settled on the controller
+(:func:`settle`, :func:`outcome`); any other (a tag that moved, a look-up that failed) is looked at again on its
+own host, which then asks the registry only what the shared digest cannot tell.
 
 Pure logic over plain data, shared by the modules and the role's filters.
 """
@@ -19,6 +20,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+import zlib
 
 from ansible_collections.patchops.docker.plugins.module_utils.errors import InvalidOption
 from ansible_collections.patchops.docker.plugins.module_utils.image_age import (
@@ -28,7 +30,6 @@ from ansible_collections.patchops.docker.plugins.module_utils.image_age import (
     summarize,
 )
 from ansible_collections.patchops.docker.plugins.module_utils.image_ref import InvalidReference, parse
-from ansible_collections.patchops.docker.plugins.module_utils.registry import RemoteDigest
 
 _DIGEST = re.compile(r'^sha256:[0-9a-f]{64}$')
 
@@ -53,9 +54,36 @@ def normalize(remote_digests, option='remote_digests'):
     return result
 
 
-def as_remote(shared):
-    """``{reference: RemoteDigest}`` of normalized ``remote_digests``, as a look-up would have answered."""
-    return dict((reference, RemoteDigest(reference, digest, None)) for reference, digest in shared.items())
+def check_share(share):
+    """``share_lookups`` as ``{'index': int, 'count': int}``; InvalidOption, one sentence, for one that names no
+    share."""
+    if not isinstance(share, dict) or sorted(share) != ['count', 'index']:
+        raise InvalidOption('share_lookups must be a dict of index and count, not %r.' % (share,))
+    values = {}
+    for key in ('count', 'index'):
+        value = share[key]
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.isdigit())):
+            raise InvalidOption('share_lookups: %s must be a whole number, not %r.' % (key, value))
+        values[key] = int(value)
+    if values['count'] < 1:
+        raise InvalidOption('share_lookups: count must be 1 or more, not %d.' % values['count'])
+    if not 0 <= values['index'] < values['count']:
+        raise InvalidOption('share_lookups: index must be from 0 to %d (count minus one), not %d.'
+                            % (values['count'] - 1, values['index']))
+    return values
+
+
+def share_index(reference, count):
+    """The share (0 to ``count`` - 1) a fully qualified reference falls to: CRC-32 of its text, the same on every
+    host and Python."""
+    return zlib.crc32(str(reference).encode('utf-8')) % count
+
+
+def share_of(references, share):
+    """The references of ``share`` (``{index, count}``; None: all of them)."""
+    if share is None:
+        return set(references)
+    return set(r for r in references if share_index(r, share['count']) == share['index'])
 
 
 def found(remote, looked_up):
@@ -68,15 +96,16 @@ def _needs_lookup(entry):
     return entry.get('update_available') is None and entry.get('reason') == REASON_NOT_CHECKED
 
 
-def plan_owners(listings):
+def plan_owners(listings, known=None):
     """Which host looks up which reference: ``{host: [container names]}``, one container per reference.
 
     ``listings`` is ``[(host, image_age_info containers)]`` in the play's order; each reference that needs
     the registry goes to the first host that runs it, by the name of one of its containers there (the
-    module is then asked about that container only).
+    module is then asked about that container only). References in ``known`` (digests some host's share
+    already found) are left out.
     """
     owners = {}
-    taken = set()
+    taken = set(normalize(known, 'known'))
     for host, containers in listings:
         for entry in containers or []:
             if not _needs_lookup(entry):
@@ -98,13 +127,13 @@ def settle(result, remote_digests, decided=None):
     A container waiting for the registry whose running image is known by its tag's shared digest runs what
     the registry serves: not an update, as the module itself would say. ``decided`` are entries this host's
     own look-up run decided (the references it was picked for): a container on the same tag and image takes
-    that decision, so the host never asks the registry twice. The others stay undecided (``unsettled``
-    counts them) and their host asks again with ``remote_digests``.
+    that decision, so the host never asks the registry twice. The others stay undecided (``unsettled`` counts
+    them, ``unsettled_containers`` names them) and their host asks again about them with ``remote_digests``.
     """
     shared = normalize(remote_digests)
     known = dict(((e.get('image'), e.get('image_id')), e) for e in decided or [] if not _needs_lookup(e))
     containers = []
-    unsettled = 0
+    unsettled = []
     for entry in result.get('containers') or []:
         entry = dict(entry)
         if _needs_lookup(entry):
@@ -116,7 +145,7 @@ def settle(result, remote_digests, decided=None):
             elif digest is not None and digest in (entry.get('image_digests') or []):
                 entry.update(update_available=False, reason=REASON_CURRENT % ref.tag, remote_digest=digest)
             else:
-                unsettled += 1
+                unsettled.append(entry['name'])
         containers.append(entry)
     by_name = dict((entry['name'], entry) for entry in containers)
     images = []
@@ -129,5 +158,35 @@ def settle(result, remote_digests, decided=None):
                         remote_digest=first['remote_digest'])
         images.append(item)
     settled = dict(result)
-    settled.update(containers=containers, images=images, summary=summarize(containers), unsettled=unsettled)
+    settled.update(containers=containers, images=images, summary=summarize(containers), unsettled=len(unsettled),
+                   unsettled_containers=unsettled)
     return settled
+
+
+def _ran(result):
+    """``result`` when it is an image_age_info run's result (a skipped task's register is not)."""
+    return result if isinstance(result, dict) and isinstance(result.get('containers'), list) else None
+
+
+def outcome(listing, remote_digests, owned=None, rechecked=None):
+    """A host's check as the role reports it, from its image_age_info runs of one play batch.
+
+    ``listing`` is the first run (its own share looked up, or nothing), ``owned`` the run for the references the
+    host was picked for (:func:`plan_owners`), ``rechecked`` the run that asked again, with ``remote_digests``,
+    about the containers those left undecided; a skipped one is None or a skipped task's result. A second check of
+    every container (the role's, with a query) is the answer; one of some containers decides those, and the
+    listing settled by the shared digests the rest (:func:`settle`). ``registry_lookups`` counts every run's.
+    """
+    owned, rechecked = _ran(owned), _ran(rechecked)
+    lookups = sum((run or {}).get('registry_lookups') or 0 for run in (listing, owned, rechecked))
+    if rechecked is not None and (set(e.get('name') for e in listing.get('containers') or [])
+                                  <= set(e.get('name') for e in rechecked['containers'])):
+        final = dict(rechecked)
+        final.update(recovered=listing.get('recovered') or [], registry_lookups=lookups,
+                     unsettled_containers=[e['name'] for e in rechecked['containers'] if _needs_lookup(e)])
+        final['unsettled'] = len(final['unsettled_containers'])
+        return final
+    decided = ((owned or {}).get('containers') or []) + ((rechecked or {}).get('containers') or [])
+    final = settle(listing, remote_digests, decided)
+    final['registry_lookups'] = lookups
+    return final

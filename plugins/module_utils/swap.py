@@ -324,23 +324,6 @@ def recover(api, journal, run_command=None):
     return recovered
 
 
-def interrupted_swaps(state_dir):
-    """The swaps a killed run left behind, as they are: one dict per container (name, stage, backup).
-
-    Reads only, for read-only callers: [] when there is no journal, when it is not ours to read, and
-    while another run holds the lock (its entries are that run's swaps in progress).
-    """
-    journal = Journal(state_dir)
-    try:
-        entries = journal.leftovers()
-        if not entries or journal.locked_by_another_run():
-            return []
-    except (IOError, OSError):
-        return []
-    return [dict(name=entry.get('name'), stage=entry.get('stage', STAGE_STOPPING), backup=entry.get('backup'))
-            for entry in entries]
-
-
 def recover_if_idle(api, state_dir, run_command=None):
     """Recover leftovers of a killed run, unless another run holds the lock (its entries are live).
 

@@ -48,6 +48,7 @@ from ansible_collections.patchops.docker.plugins.module_utils.pull import PULL_P
 from ansible_collections.patchops.docker.plugins.module_utils.recreate import plan_recreate
 from ansible_collections.patchops.docker.plugins.module_utils.registry import (
     RegistryError,
+    as_remote,
     check_platform,
     client_for,
     lookup_remote_digests,
@@ -394,7 +395,7 @@ class Updater(object):
         shared = self.params['remote_digests']
         asked = set(str(ref) for ref in refs.values() if str(ref) not in built and str(ref) not in shared)
         remote = lookup_remote_digests(self.registry, asked)
-        remote.update(shared_lookups.as_remote(shared))
+        remote.update(as_remote(shared))
         self.registry_lookups += len(asked)
         for name, ref in refs.items():
             decision = decisions[name]

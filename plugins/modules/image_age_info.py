@@ -115,6 +115,22 @@ options:
         credentials.
     type: dict
     default: {}
+  share_lookups:
+    description:
+      - Take part in registry look-ups shared by the hosts of a play batch, in this one run. The batch's references are
+        split into O(share_lookups.count) shares by a hash of the fully qualified reference; this host looks up only
+        the references of its share (O(share_lookups.index)) that it runs, and leaves its containers on every other
+        reference waiting for another host's answer (RV(containers[].update_available=null),
+        V(registry not checked)), to be decided by the P(patchops.docker.settle_lookups#filter) filter with the
+        RV(lookups) of the other hosts.
+      - A reference whose share fell to a host that does not run it is looked up by none of them here; the role then
+        asks the first host that runs it (P(patchops.docker.lookup_owners#filter)), so that a batch whose hosts run the
+        same images costs one look-up per reference and one run of this module per host.
+      - "A dict of two integers: C(count), how many shares the references are split into (the hosts of the batch), and
+        C(index), this host's share, from V(0) to C(count) minus one."
+      - Set by the role C(patchops.docker.patch_containers) with C(patch_containers_share_lookups) on and more than
+        one host in the batch (C(index) is the host's place in C(ansible_play_batch)).
+    type: dict
 notes:
   - A container is compared with the registry by digest. An image that was built on the host and never pushed
     or pulled has no registry digest, is reported as V(image built locally) and is never looked up.
@@ -487,10 +503,14 @@ from ansible_collections.patchops.docker.plugins.module_utils.image_age import (
 )
 from ansible_collections.patchops.docker.plugins.module_utils.inventory import HostInventory
 from ansible_collections.patchops.docker.plugins.module_utils.query import compile_query
-from ansible_collections.patchops.docker.plugins.module_utils.registry import check_platforms, client_for, lookup_remote_digests
+from ansible_collections.patchops.docker.plugins.module_utils.registry import (
+    as_remote,
+    check_platforms,
+    client_for,
+    lookup_remote_digests,
+)
 from ansible_collections.patchops.docker.plugins.module_utils import shared_lookups
-from ansible_collections.patchops.docker.plugins.module_utils.swap import interrupted_swaps, recover_if_idle
-from ansible_collections.patchops.docker.plugins.module_utils.journal import DEFAULT_STATE_DIR
+from ansible_collections.patchops.docker.plugins.module_utils.journal import DEFAULT_STATE_DIR, has_leftovers, interrupted_swaps
 
 
 def argument_spec():
@@ -506,6 +526,7 @@ def argument_spec():
         recover=dict(type='bool', default=False),
         query=dict(type='str'),
         remote_digests=dict(type='dict', default={}),
+        share_lookups=dict(type='dict'),
     ))
 
 
@@ -517,14 +538,21 @@ def validate(params):
     if params['concurrency'] < 1:
         raise PatchopsError('concurrency must be 1 or more, not %d.' % params['concurrency'])
     params['remote_digests'] = shared_lookups.normalize(params['remote_digests'])
+    if params['share_lookups'] is not None:
+        params['share_lookups'] = shared_lookups.check_share(params['share_lookups'])
+        if not params['check_registry']:
+            raise PatchopsError('share_lookups splits registry look-ups between hosts; it needs check_registry=true.')
     problem = connection_problem(params)
     if problem:
         raise PatchopsError(problem)
 
 
 def run(client, params, query, check_mode=False):
-    recovered = recover_if_idle(client.api, params['state_dir'], client.module.run_command) \
-        if params['recover'] and not check_mode else []
+    recovered = []
+    if params['recover'] and not check_mode and has_leftovers(params['state_dir']):
+        # the swap machinery (recreate, snapshots, health gates) is loaded only when a killed run left work
+        from ansible_collections.patchops.docker.plugins.module_utils.swap import recover_if_idle
+        recovered = recover_if_idle(client.api, params['state_dir'], client.module.run_command)
     facts = engine.read(client.api)
     inventory = HostInventory(client.api, client.docker_host)
     records = inventory.containers(params['containers'], params['include_stopped'])
@@ -538,9 +566,9 @@ def run(client, params, query, check_mode=False):
     if params['check_registry']:
         registry = client_for(client.api, facts, params['timeout'])
         shared = params['remote_digests']
-        looked_up = plan_lookups(records, images) - set(shared)
+        looked_up = shared_lookups.share_of(plan_lookups(records, images) - set(shared), params['share_lookups'])
         remote = lookup_remote_digests(registry, looked_up, params['concurrency'])
-        remote.update(shared_lookups.as_remote(shared))
+        remote.update(as_remote(shared))
         pending = plan_platform_checks(records, images, remote,
                                        lambda image_id: inventory.platform_of(image_id, facts.platform),
                                        facts.image_store == engine.STORE_CLASSIC)

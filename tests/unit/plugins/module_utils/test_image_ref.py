@@ -522,7 +522,7 @@ def test_module_keeps_python37_syntax():
     assert '__metaclass__ = type' in source
     # standard library only
     imports = re.findall(r'^\s*(?:from|import)\s+([\w.]+)', source, re.M)
-    assert set(imports) <= {'__future__', 're'}, imports
+    assert set(imports) <= {'__future__', 'functools', 're'}, imports
 
 
 # ---------------------------------------------------------------------------

@@ -25,11 +25,35 @@ from ansible_collections.patchops.docker.plugins.plugin_utils.fleet_report_markd
 FORMATS = ('json', 'md', 'html')
 ARGUMENT_SPEC = dict(
     results=dict(type='dict'),
+    hosts=dict(type='list', elements='str'),
     run=dict(type='dict', default={}),
     reports=dict(type='list', elements='raw'),
     dest=dict(type='path', required=True),
     formats=dict(type='list', elements='str', choices=list(FORMATS), default=list(FORMATS)),
 )
+
+
+RESULT_VAR = 'patch_containers_result'
+NOT_REACHED = 'Not reached yet in this run (a later batch, or the play stopped before it).'
+UNREACHABLE = ('The host could not be reached during the run (or failed outside the role); see the play output '
+               'for this host.')
+
+
+def _host_results(hosts, task_vars):
+    """``{host: patch_containers_result}`` of ``hosts``, read from hostvars as they are (not templated: a container
+    label that looks like Jinja stays text, and the report costs no template round trip per host). A host without
+    the fact is still to come (``skipped``) while it is in the play, else it dropped out (``unreachable``)."""
+    hostvars = task_vars.get('hostvars')
+    active = set(task_vars.get('ansible_play_hosts') or [])
+    results = {}
+    for host in hosts:
+        found = hostvars.raw_get(host) if hostvars is not None and host in hostvars else {}
+        value = found.get(RESULT_VAR) if isinstance(found, dict) else None
+        if value is None:
+            value = ({'host': host, 'status': 'skipped', 'error': NOT_REACHED} if host in active
+                     else {'host': host, 'status': 'unreachable', 'error': UNREACHABLE})
+        results[host] = value
+    return results
 
 
 def _expand(items, dest):
@@ -85,10 +109,12 @@ class ActionModule(ActionBase):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
         _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC,
-                                                        required_one_of=[('results', 'reports')],
-                                                        mutually_exclusive=[('results', 'reports')])
+                                                        required_one_of=[('results', 'hosts', 'reports')],
+                                                        mutually_exclusive=[('results', 'hosts', 'reports')])
         try:
-            if args['results'] is not None:
+            if args['hosts'] is not None:
+                report = fleet_report(_host_results(args['hosts'], task_vars or {}), args['run'])
+            elif args['results'] is not None:
                 report = fleet_report(args['results'], args['run'])
             else:
                 report = merge_reports(_expand(args['reports'], args['dest']))

@@ -37,8 +37,18 @@ attributes:
 options:
   results:
     description:
-      - "C({inventory_hostname: patch_containers_result}) of the run. One of O(results) and O(reports) is required."
+      - "C({inventory_hostname: patch_containers_result}) of the run. One of O(results), O(hosts) and O(reports) is
+        required."
     type: dict
+  hosts:
+    description:
+      - Inventory hosts whose C(patch_containers_result) fact the report is built from, read from C(hostvars) on the
+        controller as they are (the role passes C(ansible_play_hosts_all)). A host without that fact is reported
+        V(skipped) while it is still in the play (a later C(serial) batch) and V(unreachable) once it dropped out.
+      - The same report as O(results) with those facts, without templating every host's result into the task's
+        arguments first. One of O(results), O(hosts) and O(reports) is required.
+    type: list
+    elements: str
   run:
     description:
       - Scalar facts about the run for the report's C(run) block (C(playbook), C(check_mode), AWX job ids).
@@ -48,7 +58,7 @@ options:
     description:
       - Reports to merge (JSON documents of P(patchops.docker.fleet_report#filter), as dicts or as paths of
         C(patch-report.json) files on the controller). A host in several reports is taken from the one generated
-        last. One of O(results) and O(reports) is required.
+        last. One of O(results), O(hosts) and O(reports) is required.
     type: list
     elements: raw
   dest:
@@ -69,6 +79,14 @@ seealso:
 '''
 
 EXAMPLES = r'''
+- name: Write the report of this play's hosts, from their patch_containers_result
+  patchops.docker.fleet_report_write:
+    hosts: "{{ ansible_play_hosts_all }}"
+    run: {check_mode: "{{ ansible_check_mode }}", playbook: "{{ ansible_play_name }}"}
+    dest: /srv/reports/tonight
+  run_once: true
+  check_mode: false
+
 - name: Merge the reports of three AWX slices into one
   patchops.docker.fleet_report_write:
     reports:
@@ -97,7 +115,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 def main():
     module = AnsibleModule(argument_spec=dict(
-        results=dict(type='dict'), run=dict(type='dict', default={}), reports=dict(type='list', elements='raw'),
+        results=dict(type='dict'), hosts=dict(type='list', elements='str'), run=dict(type='dict', default={}),
+        reports=dict(type='list', elements='raw'),
         dest=dict(type='path', required=True),
         formats=dict(type='list', elements='str', choices=['json', 'md', 'html'], default=['json', 'md', 'html']),
     ), supports_check_mode=True)

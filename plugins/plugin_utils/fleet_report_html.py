@@ -313,7 +313,8 @@ def fleet_report_html(report):
         run_line=' \u00b7 '.join(_run_line(report)),
         check_mode=check_mode,
         card_groups=[_Group('Hosts', [_card(*c) for c in host_cards]),
-                     _Group('Containers', [_card(*c) for c in container_cards])],
+                     _Group('Containers', [_card(*c) for c in container_cards]),
+                     _Group('Registry', [_card('Look-ups', s.get('registry_lookups') or 0, 'info')])],
         not_patched=[_NotPatched(h.get('name'), h.get('status'), _why_not_patched(h, check_mode))
                      for h in _not_patched(hosts)],
         chart=_age_chart(hosts),

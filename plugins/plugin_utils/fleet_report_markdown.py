@@ -112,6 +112,7 @@ def fleet_report_markdown(report):
         host_counts=[str(summary.get(k, 0)) for k in HOST_COUNTS],
         container_counts=[str(summary.get(k, 0)) for k in FLEET_COUNTS_MD]
         + [_age_text(summary.get('oldest_image_age_days')) or '-'],
+        registry_lookups=summary.get('registry_lookups') or 0,
         not_patched=[_NotPatched(h.get('name'), h.get('status'), _why_not_patched(h, check_mode))
                      for h in _not_patched(hosts)],
         security=security_rows(report),

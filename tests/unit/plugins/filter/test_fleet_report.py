@@ -738,3 +738,8 @@ def test_registry_lookups_are_counted_per_host_and_for_the_fleet():
     report = fleet_report(results)
     assert [host(report, h)['summary']['registry_lookups'] for h in ('h1', 'h2', 'h3', 'h4')] == [10, 0, 0, 0]
     assert report['summary']['registry_lookups'] == 10
+    # and the views say it: a line under the Markdown summary, a card in the HTML one
+    assert '\nRegistry look-ups: 10 (tags asked of their registries' in fleet_report_markdown(report)
+    html = fleet_report_html(report)
+    assert re.search(r'<span class="glabel">Registry</span><div class="cards"><div class="card info">'
+                     r'<span class="n">10</span><span class="l">Look-ups</span></div>', html), html[:3000]

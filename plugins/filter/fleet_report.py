@@ -13,6 +13,7 @@ Documentation for ansible-doc lives beside this file, one ``<filter>.yml`` per f
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+
 # Ansible loads every filter file of a collection in each worker process that templates any one of its filters (a
 # set_fact of the role's, every host, every task), so this file loads the report's code only when a report filter
 # is called.

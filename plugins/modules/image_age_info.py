@@ -118,8 +118,8 @@ options:
   share_lookups:
     description:
       - Take part in registry look-ups shared by the hosts of a play batch, in this one run. The batch's references are
-        split into O(share_lookups.count) shares by a hash of the fully qualified reference; this host looks up only
-        the references of its share (O(share_lookups.index)) that it runs, and leaves its containers on every other
+        split into C(count) shares by a hash of the fully qualified reference; this host looks up only the references
+        of its share (C(index)) that it runs, and leaves its containers on every other
         reference waiting for another host's answer (RV(containers[].update_available=null),
         V(registry not checked)), to be decided by the P(patchops.docker.settle_lookups#filter) filter with the
         RV(lookups) of the other hosts.
